@@ -1,0 +1,5 @@
+//! Write Discord bot handlers as AWS Lambda functions fed by shardline.
+//!
+//! # Layout
+//!
+//! Filled in by the lambda-bot issue (7).

@@ -1,0 +1,64 @@
+//! The `shardline` binary: parses arguments, loads configuration, installs
+//! tracing and a shutdown signal, then hands over to the libraries.
+
+mod dev;
+mod logging;
+mod shutdown;
+
+use clap::{Parser, Subcommand};
+
+/// shardline: the Discord gateway that never loses an event.
+#[derive(Debug, Parser)]
+#[command(name = "shardline", version, about, propagate_version = true)]
+struct Cli {
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "SHARDLINE_LOG_FORMAT", default_value = "text")]
+    log_format: logging::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole stack on this machine: NATS, the Discord simulator (or real
+    /// Discord with DISCORD_TOKEN), the gateway, the bridge and the example bot.
+    Dev(dev::DevArgs),
+    /// Run shards and the coordinator in one process (small bots).
+    Gateway,
+    /// Run the identify coordinator (one active per bot, any number of standbys).
+    Coordinator,
+    /// Run a worker that starts the shards the coordinator assigns to it.
+    Worker,
+    /// Deliver events from JetStream to serverless functions.
+    Bridge,
+    /// Re-send stored events to standard output, a file or a bridge route.
+    Replay,
+    /// List, show, redrive and purge dead letters.
+    Dlq,
+    /// Operate a running gateway through the coordinator.
+    Ctl,
+    /// Serve a Discord gateway and REST simulator.
+    Sim,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::install(cli.log_format);
+    let shutdown = shutdown::on_signal();
+    match cli.command {
+        Command::Dev(args) => dev::run(args, shutdown).await,
+        Command::Gateway => not_built("gateway", 4),
+        Command::Coordinator => not_built("coordinator", 5),
+        Command::Worker => not_built("worker", 5),
+        Command::Bridge => not_built("bridge", 6),
+        Command::Replay => not_built("replay", 8),
+        Command::Dlq => not_built("dlq", 8),
+        Command::Ctl => not_built("ctl", 10),
+        Command::Sim => not_built("sim", 3),
+    }
+}
+
+fn not_built(command: &str, issue: u32) -> anyhow::Result<()> {
+    anyhow::bail!("`shardline {command}` is not built yet (tracked in issue {issue})")
+}

@@ -1,0 +1,5 @@
+//! The Discord gateway and REST simulator.
+//!
+//! # Layout
+//!
+//! Filled in by the simulator issue (3).
