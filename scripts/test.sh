@@ -12,3 +12,7 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "cargo test (unit, integration and doc tests)"
 cargo test --workspace --locked --no-fail-fast
+
+say "Terraform checks (fmt, validate, apply to moto_server, checkov, HCL rules)"
+ensure_terraform_test_tools
+terraform/tests/run.sh
