@@ -128,20 +128,29 @@ async fn ensure_stream(
     };
     match js.get_stream(&config.name).await {
         Ok(mut existing) => {
-            let current = existing.info().await.map_err(|e| wrap(Box::new(e)))?.config.clone();
-            let wanted = stream::Config {
-                // Fields we do not manage keep the operator's values.
-                ..merge_managed(current.clone(), &config)
-            };
+            let current = existing
+                .info()
+                .await
+                .map_err(|e| wrap(Box::new(e)))?
+                .config
+                .clone();
+            // Fields we do not manage keep the operator's values.
+            let wanted = merge_managed(current.clone(), &config);
             if wanted != current {
-                js.update_stream(wanted).await.map_err(|e| wrap(Box::new(e)))?;
+                js.update_stream(wanted)
+                    .await
+                    .map_err(|e| wrap(Box::new(e)))?;
             }
             Ok(existing)
         }
-        Err(_) => js.create_stream(config.clone()).await.or_else(|error| {
+        Err(_) => match js.create_stream(config.clone()).await {
+            Ok(stream) => Ok(stream),
             // Another process may have created it in between.
-            Err(wrap(Box::new(error)))
-        }),
+            Err(error) => js
+                .get_stream(&config.name)
+                .await
+                .map_err(|_| wrap(Box::new(error))),
+        },
     }
 }
 
@@ -175,8 +184,16 @@ pub async fn open_bucket(
 ) -> Result<kv::Store, DefinitionError> {
     let (bucket, description, history) = match kind {
         BucketKind::Sessions => (names.sessions_bucket(), "Discord session per shard", 1),
-        BucketKind::Shards => (names.shards_bucket(), "Worker leases and shard assignments", 1),
-        BucketKind::Coordinator => (names.coordinator_bucket(), "Coordinator leadership lease", 1),
+        BucketKind::Shards => (
+            names.shards_bucket(),
+            "Worker leases and shard assignments",
+            1,
+        ),
+        BucketKind::Coordinator => (
+            names.coordinator_bucket(),
+            "Coordinator leadership lease",
+            1,
+        ),
     };
     if let Ok(store) = js.get_key_value(&bucket).await {
         return Ok(store);

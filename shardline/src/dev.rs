@@ -13,7 +13,11 @@ use tokio_util::sync::CancellationToken;
 pub struct DevArgs {
     /// NATS to use. A server already answering there is reused; otherwise one
     /// is started on that loopback port.
-    #[arg(long, env = "SHARDLINE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "SHARDLINE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
     /// The `nats-server` binary to start when none answers (default: the one
     /// the set-up installed in `.tools/`, else `nats-server` on PATH).
@@ -54,8 +58,14 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         "JetStream ready"
     );
     println!("shardline dev: NATS ready at {}", args.nats_url);
-    println!("  dispatch stream {}  dead letters {}", names.dispatch_stream(), names.dlq_stream());
-    println!("  not built yet: simulator (issue 3), shards (issue 4), bridge (issue 6), example bot (issue 7)");
+    println!(
+        "  dispatch stream {}  dead letters {}",
+        names.dispatch_stream(),
+        names.dlq_stream()
+    );
+    println!(
+        "  not built yet: simulator (issue 3), shards (issue 4), bridge (issue 6), example bot (issue 7)"
+    );
     println!("Press Ctrl-C to stop.");
 
     match args.run_for {
@@ -76,9 +86,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     Ok(())
 }
 
-async fn connect_or_start(
-    args: &DevArgs,
-) -> anyhow::Result<(async_nats::Client, Option<Child>)> {
+async fn connect_or_start(args: &DevArgs) -> anyhow::Result<(async_nats::Client, Option<Child>)> {
     let quick = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1));
     if let Ok(client) = quick.connect(&args.nats_url).await {
         tracing::info!(url = %args.nats_url, "reusing the nats-server that answers there");
@@ -159,7 +167,9 @@ mod tests {
     fn only_loopback_nats_is_started() {
         assert_eq!(loopback_port("nats://127.0.0.1:4222").unwrap(), 4222);
         assert_eq!(loopback_port("nats://localhost:5000").unwrap(), 5000);
-        let err = loopback_port("nats://nats.example:4222").unwrap_err().to_string();
+        let err = loopback_port("nats://nats.example:4222")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("loopback"), "{err}");
         assert!(loopback_port("nats://127.0.0.1:http").is_err());
     }

@@ -12,7 +12,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "shardline", version, about, propagate_version = true)]
 struct Cli {
     /// Log format: `text` or `json`.
-    #[arg(long, global = true, env = "SHARDLINE_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHARDLINE_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,

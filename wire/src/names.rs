@@ -169,7 +169,9 @@ fn validate_prefix(prefix: &str) -> Result<(), InvalidName> {
     }
     for token in prefix.split('.') {
         if token.is_empty() {
-            return Err(err("it has an empty token (a leading, trailing or double dot)"));
+            return Err(err(
+                "it has an empty token (a leading, trailing or double dot)",
+            ));
         }
         if !token
             .chars()
@@ -214,14 +216,20 @@ mod tests {
     #[test]
     fn error_names_the_field() {
         let err = Names::new("a b", "app").unwrap_err().to_string();
-        assert!(err.contains("subject prefix") && err.contains("a b"), "{err}");
+        assert!(
+            err.contains("subject prefix") && err.contains("a b"),
+            "{err}"
+        );
     }
 
     #[test]
     fn parses_what_it_builds() {
         let names = Names::new("x.y", "app").unwrap();
         let subject = names.dispatch_subject("GUILD_CREATE", 12);
-        assert_eq!(names.parse_dispatch_subject(&subject), Some(("GUILD_CREATE", 12)));
+        assert_eq!(
+            names.parse_dispatch_subject(&subject),
+            Some(("GUILD_CREATE", 12))
+        );
         assert_eq!(names.sessions_bucket(), "x_y_sessions");
     }
 }

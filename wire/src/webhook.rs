@@ -41,7 +41,10 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Parses `whsec_<base64>` (the Standard Webhooks form) or bare base64.
     pub fn parse(secret: &str) -> Result<Self, VerifyError> {
-        let encoded = secret.trim().strip_prefix("whsec_").unwrap_or(secret.trim());
+        let encoded = secret
+            .trim()
+            .strip_prefix("whsec_")
+            .unwrap_or(secret.trim());
         let bytes = STANDARD
             .decode(encoded)
             .map_err(|_| VerifyError::BadKey("it is not base64 (expected whsec_<base64>)"))?;
@@ -105,7 +108,12 @@ pub enum VerifyError {
 pub fn sign(keys: &[SigningKey], id: &str, timestamp: u64, body: &[u8]) -> String {
     let timestamp = timestamp.to_string();
     keys.iter()
-        .map(|key| format!("v1,{}", STANDARD.encode(key.signature(id, &timestamp, body))))
+        .map(|key| {
+            format!(
+                "v1,{}",
+                STANDARD.encode(key.signature(id, &timestamp, body))
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -124,7 +132,10 @@ pub fn verify(
     if keys.is_empty() {
         return Err(VerifyError::NoKeys);
     }
-    let sent: u64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+    let sent: u64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
     let skew = sent.abs_diff(now);
     if skew > tolerance_secs {
         return Err(VerifyError::OutsideTolerance(skew));
@@ -177,7 +188,16 @@ mod tests {
         let header = sign(&[new.clone(), old.clone()], ID, 1000, BODY);
         // A receiver that still has only the old key, and one with only the new.
         verify(&[old], ID, "1000", &header, BODY, 1000, 300).unwrap();
-        verify(&[new.clone()], ID, "1000", &header, BODY, 1000, 300).unwrap();
+        verify(
+            std::slice::from_ref(&new),
+            ID,
+            "1000",
+            &header,
+            BODY,
+            1000,
+            300,
+        )
+        .unwrap();
         let other = SigningKey::from_bytes(vec![9u8; 32]);
         assert_eq!(
             verify(&[other], ID, "1000", &header, BODY, 1000, 300),
@@ -188,7 +208,7 @@ mod tests {
     #[test]
     fn rejects_tampering_and_stale_timestamps() {
         let key = SigningKey::parse(SECRET).unwrap();
-        let header = sign(&[key.clone()], ID, 1000, BODY);
+        let header = sign(std::slice::from_ref(&key), ID, 1000, BODY);
         let keys = [key];
         assert_eq!(
             verify(&keys, ID, "1000", &header, b"{}", 1000, 300),
@@ -213,6 +233,11 @@ mod tests {
         let key = SigningKey::parse(SECRET).unwrap();
         assert_eq!(format!("{key:?}"), "SigningKey(<redacted>)");
         assert!(SigningKey::parse("whsec_!!").is_err());
-        assert_eq!(SigningKey::parse_list(&format!("{SECRET}, {SECRET}")).unwrap().len(), 2);
+        assert_eq!(
+            SigningKey::parse_list(&format!("{SECRET}, {SECRET}"))
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -55,7 +55,7 @@ fn version_of(binary: &Path) -> Option<(u32, u32)> {
     let output = Command::new(binary).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
     // "nats-server: v2.15.1"
-    let version = text.split('v').nth(1)?.trim();
+    let version = text.rsplit(" v").next()?.trim();
     let mut parts = version.split('.');
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;

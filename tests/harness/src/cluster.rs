@@ -100,7 +100,11 @@ impl NatsCluster {
         let node = &mut self.nodes[index];
         node.restart();
         if !node.wait_healthy(crate::START_TIMEOUT) {
-            panic!("node {} not healthy after restart:\n{}", node.name(), node.log_tail());
+            panic!(
+                "node {} not healthy after restart:\n{}",
+                node.name(),
+                node.log_tail()
+            );
         }
     }
 

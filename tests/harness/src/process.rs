@@ -24,7 +24,11 @@ pub struct Process {
 
 impl Process {
     /// Spawns `command` with stdout and stderr appended to `log`.
-    pub fn spawn(name: impl Into<String>, mut command: Command, log: &Path) -> std::io::Result<Self> {
+    pub fn spawn(
+        name: impl Into<String>,
+        mut command: Command,
+        log: &Path,
+    ) -> std::io::Result<Self> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -75,7 +79,10 @@ impl Process {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        eprintln!("{} did not exit within {grace:?} of SIGTERM; killing it", self.name);
+        eprintln!(
+            "{} did not exit within {grace:?} of SIGTERM; killing it",
+            self.name
+        );
         let _ = child.kill();
         let _ = child.wait();
         None

@@ -134,7 +134,7 @@ impl NatsServer {
         let store = self.store_dir();
         let mut config = format!(
             "server_name: {name}\nlisten: \"127.0.0.1:{port}\"\nhttp: \"127.0.0.1:{monitor}\"\n\
-             jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 512MB\n  max_file_store: 8GB\n}}\n",
+             jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 512MB\n  max_file_store: 1TB\n}}\n",
             name = self.name,
             port = self.port,
             monitor = self.monitor_port,
@@ -162,8 +162,12 @@ impl NatsServer {
         std::fs::write(&config_path, self.config()).map_err(|e| e.to_string())?;
         let mut command = Command::new(nats_server_binary());
         command.arg("-c").arg(&config_path);
-        let process = Process::spawn(format!("nats-server {}", self.name), command, &self.log_path())
-            .map_err(|e| format!("spawning {}: {e}", nats_server_binary().display()))?;
+        let process = Process::spawn(
+            format!("nats-server {}", self.name),
+            command,
+            &self.log_path(),
+        )
+        .map_err(|e| format!("spawning {}: {e}", nats_server_binary().display()))?;
         self.process = Some(process);
         self.wait_listening(wait_for_jetstream)
     }
@@ -184,7 +188,11 @@ impl NatsServer {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("not ready after {:?}; log:\n{}", crate::START_TIMEOUT, self.log_tail()));
+                return Err(format!(
+                    "not ready after {:?}; log:\n{}",
+                    crate::START_TIMEOUT,
+                    self.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
