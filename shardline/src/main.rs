@@ -3,6 +3,7 @@
 
 mod dev;
 mod logging;
+mod observe;
 mod shutdown;
 
 use clap::{Parser, Subcommand};
