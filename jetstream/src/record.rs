@@ -78,6 +78,52 @@ impl StoredDispatch<'_> {
     }
 }
 
+impl StoredDispatch<'_> {
+    /// Appends the record as one line of JSON to `out`, without parsing the
+    /// payload: the stored bytes are Discord's JSON and go out as they are.
+    /// The output is the same JSON that serialising [`StoredDispatch::to_record`] gives.
+    pub fn write_json_line(
+        &self,
+        names: &Names,
+        attempt: u32,
+        replay: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RecordError> {
+        use std::io::Write as _;
+        let (event, shard) = names
+            .parse_dispatch_subject(self.subject)
+            .ok_or_else(|| RecordError::Subject(self.subject.to_owned()))?;
+        let seq: u64 = header(self.headers, headers::SEQ)
+            .and_then(|value| value.parse().ok())
+            .ok_or(RecordError::Header(headers::SEQ))?;
+        let payload = self.payload.trim_ascii();
+        if !matches!(payload.first(), Some(b'{' | b'[')) {
+            return Err(RecordError::Payload(self.stream_sequence));
+        }
+        let json = |out: &mut Vec<u8>, text: &str| {
+            serde_json::to_writer(out, text).expect("writing a string to a Vec cannot fail")
+        };
+        out.extend_from_slice(b"{\"id\":");
+        json(out, &self.record_id());
+        out.extend_from_slice(b",\"event\":");
+        json(out, event);
+        let _ = write!(out, ",\"shard\":{shard},\"seq\":{seq}");
+        if let Some(guild) = self.guild_id() {
+            out.extend_from_slice(b",\"guild_id\":");
+            json(out, guild);
+        }
+        out.extend_from_slice(b",\"received_at\":");
+        json(
+            out,
+            header(self.headers, headers::RECEIVED_AT).unwrap_or_default(),
+        );
+        let _ = write!(out, ",\"attempt\":{attempt},\"replay\":{replay},\"data\":");
+        out.extend_from_slice(payload);
+        out.extend_from_slice(b"}\n");
+        Ok(())
+    }
+}
+
 fn header<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
     headers?.get(name).map(|value| value.as_str())
 }
@@ -114,6 +160,31 @@ mod tests {
         assert_eq!(record.guild_id.as_deref(), Some("41771983423143937"));
         assert_eq!((record.attempt, record.replay), (2, true));
         assert_eq!(record.data.get(), r#"{"content":"!ping"}"#);
+    }
+
+    #[test]
+    fn json_line_equals_the_serialised_record() {
+        let names = Names::new("discord", "app").unwrap();
+        let mut headers = sample_headers();
+        headers.insert(headers::RECEIVED_AT, "quote\" and \\ backslash");
+        for headers in [Some(&headers), Some(&sample_headers())] {
+            let stored = StoredDispatch {
+                stream: "DISCORD_APP",
+                stream_sequence: 12,
+                subject: "discord.dispatch.MESSAGE_CREATE.3",
+                headers,
+                payload: br#"{"content":"a \"quoted\" ping","n":[1,2]}"#,
+            };
+            let mut line = Vec::new();
+            stored.write_json_line(&names, 3, true, &mut line).unwrap();
+            let mut expected =
+                serde_json::to_vec(&stored.to_record(&names, 3, true).unwrap()).unwrap();
+            expected.push(b'\n');
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
     }
 
     #[test]

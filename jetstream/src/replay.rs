@@ -166,6 +166,17 @@ pub enum ReplayError {
 pub trait RecordSink: Send {
     /// Takes one record; it counts as delivered when this returns `Ok`.
     fn send(&mut self, record: Record) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Takes one stored dispatch. The default builds the [`Record`] and calls
+    /// [`RecordSink::send`]; sinks that write bytes can skip building it.
+    fn send_stored(
+        &mut self,
+        stored: &StoredDispatch<'_>,
+        names: &Names,
+        replay: bool,
+    ) -> impl Future<Output = Result<(), ReplayError>> + Send {
+        let record = stored.to_record(names, 1, replay);
+        async move { self.send(record?).await.map_err(ReplayError::Sink) }
+    }
     /// Makes everything sent so far durable (flushes files).
     fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
 }
@@ -197,6 +208,20 @@ impl<W: AsyncWrite + Unpin + Send> RecordSink for JsonLinesSink<W> {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush().await
+    }
+
+    async fn send_stored(
+        &mut self,
+        stored: &StoredDispatch<'_>,
+        names: &Names,
+        replay: bool,
+    ) -> Result<(), ReplayError> {
+        self.line.clear();
+        stored.write_json_line(names, 1, replay, &mut self.line)?;
+        self.out
+            .write_all(&self.line)
+            .await
+            .map_err(ReplayError::Sink)
     }
 }
 
@@ -318,6 +343,16 @@ pub async fn replay<S: RecordSink>(
         .messages()
         .await
         .map_err(|e| ReplayError::Nats(e.to_string()))?;
+    // Read ahead in its own task, so fetching and writing overlap.
+    let (ahead, mut messages_rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let reader = tokio::spawn(async move {
+        while let Some(message) = messages.next().await {
+            if ahead.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(reader);
     let limiter = options
         .rate_per_second
         .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
@@ -327,7 +362,7 @@ pub async fn replay<S: RecordSink>(
         let next = tokio::select! {
             biased;
             () = shutdown.cancelled() => { interrupted = true; break; }
-            next = messages.next() => next,
+            next = messages_rx.recv() => next,
         };
         let Some(message) = next else { break };
         let message = message.map_err(|e| ReplayError::Nats(e.to_string()))?;
@@ -354,8 +389,8 @@ pub async fn replay<S: RecordSink>(
                     () = limiter.until_ready() => {}
                 }
             }
-            let record = stored.to_record(names, 1, options.mark_replay)?;
-            sink.send(record).await.map_err(ReplayError::Sink)?;
+            sink.send_stored(&stored, names, options.mark_replay)
+                .await?;
             progress.delivered += 1;
         }
         progress.scanned += 1;
@@ -378,6 +413,17 @@ pub async fn replay<S: RecordSink>(
         progress,
         resume_from,
     })
+}
+
+/// How many messages the reader task may fetch ahead of the sink.
+const READ_AHEAD: usize = 4096;
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn past_end(end: Option<End>, sequence: u64, published: OffsetDateTime) -> bool {
