@@ -1,24 +1,48 @@
 //! JetStream for shardline: the stream, consumer and KV definitions in one
-//! place, the bridge to serverless functions, replay and dead-letter redrive.
+//! place, and the bridge to serverless functions.
 //!
 //! # Layout
 //!
-//! - `streams`: [`StreamSettings`], [`ensure_dispatch_stream`], [`ensure_dlq_stream`]
-//!   and the KV buckets ([`sessions_bucket`], [`shards_bucket`], [`coordinator_bucket`]).
-//!   Every process that needs a stream or bucket creates it through these, so
-//!   their definitions never drift apart.
+//! - `streams`: [`StreamSettings`], [`ensure_dispatch_stream`], [`ensure_dlq_stream`],
+//!   [`ensure_route_consumer`] and the KV buckets ([`sessions_bucket`],
+//!   [`shards_bucket`], [`coordinator_bucket`]). Every process that needs a
+//!   stream, consumer or bucket creates it through these, so their
+//!   definitions never drift apart.
+//! - [`bridge`]: routes from the dispatch stream to serverless functions —
+//!   [`Bridge`], [`BridgeConfig`], [`RouteConfig`] — acknowledging each event
+//!   only after its target accepted it.
+//! - `target`: where batches go — the [`Target`] trait, [`HttpTarget`]
+//!   (Standard Webhooks signatures) and [`LambdaTarget`] (the Invoke API) —
+//!   and the [`DeliveryOutcome`] of one call.
+//!
+//! The data path: dispatch stream → a route's durable pull consumer →
+//! [`shardline_wire::Record`]s in a [`shardline_wire::Batch`] →
+//! [`Target::deliver`] → [`DeliveryOutcome`] → ack, delayed NAK, or dead
+//! letter (`DISCORD_<APP>_DLQ`) then `+TERM`.
+
 //! - `record`: [`StoredDispatch`] turns a stored message back into the
 //!   [`shardline_wire::Record`] a function receives.
 //! - [`replay`]: selection by time, sequence, event, guild and shard; an
 //!   ordered ephemeral consumer; JSON Lines and counting sinks; progress and resume.
 
+pub mod bridge;
 mod record;
 pub mod replay;
 mod streams;
+mod target;
 
+pub use bridge::{
+    BatchConfig, Bridge, BridgeConfig, BridgeError, ConcurrencyConfig, ConfigError,
+    DeadLetterPolicy, EventFilter, HttpTargetConfig, LambdaTargetConfig, Ordering, RetryConfig,
+    RouteConfig, RouteStatus, StartPolicy, TargetConfig, TargetState,
+};
 pub use record::{RecordError, StoredDispatch};
-
 pub use streams::{
     BucketKind, DefinitionError, StreamSettings, coordinator_bucket, ensure_dispatch_stream,
-    ensure_dlq_stream, open_bucket, sessions_bucket, shards_bucket,
+    ensure_dlq_stream, ensure_route_consumer, open_bucket, route_consumer_config, sessions_bucket,
+    shards_bucket,
+};
+pub use target::{
+    BoxFuture, DeliveryFailure, DeliveryOutcome, FailureKind, HttpTarget, LambdaTarget,
+    PreparedBatch, Target, TargetError, parse_batch_response, target_from_config,
 };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, consumer, kv, stream};
 use serde::Deserialize;
 use shardline_wire::Names;
 
@@ -15,6 +15,17 @@ pub enum DefinitionError {
     Stream {
         /// Stream name.
         name: String,
+        /// What the server said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server refused or failed the consumer request.
+    #[error("creating consumer {name} on stream {stream}")]
+    Consumer {
+        /// Consumer name.
+        name: String,
+        /// Stream name.
+        stream: String,
         /// What the server said.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -41,12 +52,12 @@ pub struct StreamSettings {
     /// Replicas (1 locally, 3 in a cluster).
     pub replicas: usize,
     /// How long events are kept.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration_serde")]
     pub max_age: Duration,
     /// The most bytes kept; older events are dropped first.
     pub max_bytes: i64,
     /// The window in which a repeated `Nats-Msg-Id` is dropped.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration_serde")]
     pub duplicate_window: Duration,
 }
 
@@ -62,7 +73,7 @@ impl Default for StreamSettings {
 }
 
 /// Serde for durations written as `"5m"`, `"7d"`, `"250ms"`.
-mod humantime_serde_compat {
+pub(crate) mod duration_serde {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
@@ -162,6 +173,63 @@ fn merge_managed(mut current: stream::Config, wanted: &stream::Config) -> stream
     current.num_replicas = wanted.num_replicas;
     current.allow_direct = wanted.allow_direct;
     current
+}
+
+/// The durable pull consumer of a bridge route on the dispatch stream.
+///
+/// Explicit acks; `filter_subjects` from the route's events; no server-side
+/// delivery limit (the bridge counts attempts and dead-letters by itself, so
+/// the server never drops an event silently); `ack_wait` and
+/// `max_ack_pending` from the route. Several bridge processes bind to the
+/// same consumer and share its events.
+pub fn route_consumer_config(
+    names: &Names,
+    route: &crate::RouteConfig,
+    filter: &crate::EventFilter,
+) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(route.consumer_name()),
+        description: Some(format!("shardline bridge route {}", route.name)),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: match route.start {
+            crate::StartPolicy::All => consumer::DeliverPolicy::All,
+            crate::StartPolicy::New => consumer::DeliverPolicy::New,
+        },
+        ack_wait: route.ack_wait,
+        max_deliver: -1,
+        filter_subjects: filter.subjects(names),
+        max_ack_pending: route.max_ack_pending,
+        ..Default::default()
+    }
+}
+
+/// Creates a route's durable consumer, or updates it to the route's filters
+/// and limits (the start policy of an existing consumer is kept).
+pub async fn ensure_route_consumer(
+    js: &jetstream::Context,
+    names: &Names,
+    route: &crate::RouteConfig,
+    filter: &crate::EventFilter,
+) -> Result<consumer::PullConsumer, DefinitionError> {
+    let stream_name = names.dispatch_stream();
+    let mut config = route_consumer_config(names, route, filter);
+    let wrap = |source: Box<dyn std::error::Error + Send + Sync>| DefinitionError::Consumer {
+        name: route.consumer_name(),
+        stream: stream_name.clone(),
+        source,
+    };
+    let stream = js
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| wrap(Box::new(e)))?;
+    if let Ok(info) = stream.consumer_info(route.consumer_name()).await {
+        // The deliver policy cannot change on an existing consumer.
+        config.deliver_policy = info.config.deliver_policy;
+    }
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| wrap(Box::new(e)))
 }
 
 /// Which of shardline's KV buckets.

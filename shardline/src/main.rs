@@ -1,6 +1,7 @@
 //! The `shardline` binary: parses arguments, loads configuration, installs
 //! tracing and a shutdown signal, then hands over to the libraries.
 
+mod bridge;
 mod dev;
 mod logging;
 mod nats;
@@ -38,7 +39,7 @@ enum Command {
     /// Run a worker that starts the shards the coordinator assigns to it.
     Worker,
     /// Deliver events from JetStream to serverless functions.
-    Bridge,
+    Bridge(bridge::BridgeArgs),
     /// Re-send stored events to standard output, a file or a bridge route.
     Replay(replay::ReplayArgs),
     /// List, show, redrive and purge dead letters.
@@ -59,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Gateway => not_built("gateway", 4),
         Command::Coordinator => not_built("coordinator", 5),
         Command::Worker => not_built("worker", 5),
-        Command::Bridge => not_built("bridge", 6),
+        Command::Bridge(args) => bridge::run(args, shutdown).await,
         Command::Replay(args) => replay::run(args, shutdown).await,
         Command::Dlq => not_built("dlq", 8),
         Command::Ctl => not_built("ctl", 10),
