@@ -72,6 +72,7 @@ type Rx = SplitStream<WebSocket>;
 pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, compress: Compress) {
     shared.conns_open.fetch_add(1, Ordering::Relaxed);
     let id = shared.next_conn_id();
+    shared.set_conn_shard(id, None);
     let span = tracing::debug_span!("connection", conn = id, compress = ?compress);
     let _enter = span.enter();
     drop(_enter);
@@ -85,6 +86,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, compress: Comp
         }
         Err(error) => tracing::warn!(%error, "no compression context"),
     }
+    shared.remove_conn(id);
     shared.conns_open.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -429,6 +431,7 @@ impl Connection {
                 self.session = Some(session);
                 self.shard = Some(shard_id);
                 self.num_shards = num_shards;
+                shared.set_conn_shard(self.id, self.shard);
                 let resume_url = format!("{}/resume", shared.ws_url);
                 let ready =
                     events::ready(&session_id, &resume_url, [shard_id, num_shards], &guilds);
@@ -510,6 +513,7 @@ impl Connection {
         guard.replayed += replay.len() as u64;
         self.shard = Some(guard.shard[0]);
         self.num_shards = guard.shard[1];
+        self.shared.set_conn_shard(self.id, self.shard);
         tracing::debug!(
             conn = self.id,
             session_id,
@@ -620,6 +624,7 @@ impl Connection {
                         session.owner = 0;
                     }
                     self.shard = None;
+                    self.shared.set_conn_shard(self.id, None);
                 }
             }
             Fault::Drop => return Flow::Drop,

@@ -226,12 +226,13 @@ impl SimHandle {
         self.shared.stats()
     }
 
-    /// Applies `fault` to every live connection; returns how many it reached.
+    /// Applies `fault` to every live connection; returns how many there were.
     pub fn fault(&self, fault: Fault) -> usize {
         self.shared.apply_fault(FaultRequest { fault, shard: None })
     }
 
-    /// Applies `fault` to the connections of shard `shard_id`.
+    /// Applies `fault` to the connections of shard `shard_id` (identified or
+    /// resumed as that shard); returns how many there were.
     pub fn fault_shard(&self, shard_id: u32, fault: Fault) -> usize {
         self.shared.apply_fault(FaultRequest {
             fault,

@@ -194,6 +194,8 @@ pub(crate) struct Shared {
     session_counter: AtomicU64,
     conn_counter: AtomicU64,
     pub(crate) conns_open: AtomicU64,
+    /// Live connections and the shard each serves (once identified).
+    conn_shards: Mutex<HashMap<u64, Option<u32>>>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -226,6 +228,7 @@ impl Shared {
             session_counter: AtomicU64::new(0),
             conn_counter: AtomicU64::new(0),
             conns_open: AtomicU64::new(0),
+            conn_shards: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             config,
         }
@@ -237,6 +240,23 @@ impl Shared {
 
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.conn_counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers (`Some(shard)` / `None` = not identified) a live connection.
+    pub(crate) fn set_conn_shard(&self, conn: u64, shard: Option<u32>) {
+        lock(&self.conn_shards).insert(conn, shard);
+    }
+
+    pub(crate) fn remove_conn(&self, conn: u64) {
+        lock(&self.conn_shards).remove(&conn);
+    }
+
+    fn conns_matching(&self, shard: Option<u32>) -> usize {
+        let conns = lock(&self.conn_shards);
+        match shard {
+            None => conns.len(),
+            Some(id) => conns.values().filter(|s| **s == Some(id)).count(),
+        }
     }
 
     pub(crate) fn violation(&self, kind: Violation) {
@@ -432,10 +452,8 @@ impl Shared {
             tokio::spawn(async move { shared.grow_guilds(count, over_ms).await });
             return 0;
         }
-        let reached = self
-            .broadcast
-            .send(Broadcast::Fault(request.clone()))
-            .unwrap_or(0);
+        let reached = self.conns_matching(request.shard);
+        let _ = self.broadcast.send(Broadcast::Fault(request.clone()));
         self.record_fault(&request, reached);
         reached
     }

@@ -222,3 +222,26 @@ impl Client {
 
 /// Default intents for tests: GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT.
 pub const INTENTS: u64 = 1 | (1 << 9) | (1 << 15);
+
+/// Connects, reads HELLO, IDENTIFYs and reads READY; the session id.
+pub async fn ready_client(
+    sim: &shardline_sim::SimHandle,
+    compress: Option<&str>,
+    shard: [u32; 2],
+) -> (Client, String) {
+    let mut client = Client::connect(&sim.gateway_url(), "/", compress).await;
+    client.hello().await;
+    client.identify(shard, INTENTS).await;
+    let ready = client.until(0, Some("READY")).await;
+    (
+        client,
+        ready["d"]["session_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Connects and reads HELLO.
+pub async fn hello_client(sim: &shardline_sim::SimHandle) -> Client {
+    let mut client = Client::connect(&sim.gateway_url(), "/", None).await;
+    client.hello().await;
+    client
+}
