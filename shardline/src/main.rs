@@ -8,6 +8,7 @@ mod nats;
 mod observe;
 mod replay;
 mod shutdown;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -47,7 +48,7 @@ enum Command {
     /// Operate a running gateway through the coordinator.
     Ctl,
     /// Serve a Discord gateway and REST simulator.
-    Sim,
+    Sim(sim::SimArgs),
 }
 
 #[tokio::main]
@@ -64,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args, shutdown).await,
         Command::Dlq => not_built("dlq", 8),
         Command::Ctl => not_built("ctl", 10),
-        Command::Sim => not_built("sim", 3),
+        Command::Sim(args) => sim::run(args, shutdown).await,
     }
 }
 

@@ -103,7 +103,9 @@ pub async fn start(
 /// The process-wide Prometheus recorder, installed on first use.
 fn recorder() -> anyhow::Result<PrometheusHandle> {
     static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
-    let mut installed = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut installed = HANDLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = installed.as_ref() {
         return Ok(handle.clone());
     }
