@@ -181,7 +181,7 @@ async fn wait_for_port(watch: &Watch) {
     }
 }
 
-fn message_text<'a>(calls: &'a [RestCall], channel: u64) -> Vec<&'a str> {
+fn message_text(calls: &[RestCall], channel: u64) -> Vec<&str> {
     let path = format!("/api/v10/channels/{channel}/messages");
     calls
         .iter()
