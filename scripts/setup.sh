@@ -50,7 +50,14 @@ ensure_nats_server() {
   export SHARDLINE_NATS_SERVER="$VENV/bin/nats-server"
 }
 
+# cargo-lambda (PyPI `cargo-lambda`, which brings `ziglang` for `cargo lambda build`'s
+# linking): runs the bot under `cargo lambda watch` in tests and builds it for AWS.
+# Exports SHARDLINE_CARGO_LAMBDA (the tests look there first) and puts it on PATH so
+# `cargo lambda …` works as a cargo subcommand.
 ensure_cargo_lambda() {
+  if [ -n "${SHARDLINE_CARGO_LAMBDA:-}" ] && [ -x "$SHARDLINE_CARGO_LAMBDA" ]; then
+    return
+  fi
   if command -v cargo-lambda >/dev/null 2>&1; then
     export SHARDLINE_CARGO_LAMBDA="$(command -v cargo-lambda)"
     return
