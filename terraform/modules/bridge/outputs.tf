@@ -1,0 +1,27 @@
+output "service_name" {
+  description = "ECS service name of the bridge."
+  value       = module.service.service_name
+}
+
+output "task_role_name" {
+  description = "Task role of the bridge (may invoke the bot function only)."
+  value       = module.service.task_role_name
+}
+
+output "task_definition_arn" {
+  description = "Task definition ARN of the bridge."
+  value       = module.service.task_definition_arn
+}
+
+output "security_group_id" {
+  description = "The bridge tasks' own security group."
+  value       = aws_security_group.this.id
+}
+
+output "scaling" {
+  description = "Scaling bounds of the bridge service."
+  value = {
+    min = aws_appautoscaling_target.this.min_capacity
+    max = aws_appautoscaling_target.this.max_capacity
+  }
+}
