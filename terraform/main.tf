@@ -186,24 +186,26 @@ module "nats" {
   source = "./modules/nats"
   count  = local.managed_nats ? 1 : 0
 
-  name                = var.name
-  vpc_id              = module.network.vpc_id
-  subnet_ids          = module.network.private_subnet_ids
-  cluster_arn         = aws_ecs_cluster.this.arn
-  node_count          = var.nats_node_count
-  image               = var.nats_image
-  init_image          = var.nats_init_image
-  cpu                 = var.nats_cpu
-  memory              = var.nats_memory
-  cpu_architecture    = var.cpu_architecture
-  max_file_store_gib  = var.nats_max_file_store_gib
-  max_payload_bytes   = var.nats_max_payload_bytes
-  auth_secret_arn     = module.secrets.nats_auth_secret_arn
-  tls_secret_arn      = module.secrets.nats_tls_secret_arn
-  kms_key_arn         = module.secrets.kms_key_arn
-  log_group_name      = module.observability.log_group_names["nats"]
-  dns_namespace       = local.dns_namespace
-  efs_throughput_mode = var.nats_efs_throughput_mode
+  name                      = var.name
+  vpc_id                    = module.network.vpc_id
+  subnet_ids                = module.network.private_subnet_ids
+  cluster_arn               = aws_ecs_cluster.this.arn
+  node_count                = var.nats_node_count
+  image                     = var.nats_image
+  init_image                = var.nats_init_image
+  cpu                       = var.nats_cpu
+  memory                    = var.nats_memory
+  cpu_architecture          = var.cpu_architecture
+  max_file_store_gib        = var.nats_max_file_store_gib
+  max_payload_bytes         = var.nats_max_payload_bytes
+  auth_secret_arn           = module.secrets.nats_auth_secret_arn
+  tls_secret_arn            = module.secrets.nats_tls_secret_arn
+  kms_key_arn               = module.secrets.kms_key_arn
+  log_group_name            = module.observability.log_group_names["nats"]
+  dns_namespace             = local.dns_namespace
+  efs_throughput_mode       = var.nats_efs_throughput_mode
+  enable_backups            = var.nats_efs_backups
+  enable_file_system_policy = var.nats_efs_policy
 }
 
 module "gateway" {
@@ -297,6 +299,7 @@ module "bridge" {
   metrics_port         = var.metrics_port
   metrics_sidecar      = local.metrics_sidecar
   target_function_arns = [module.bot.function_arn]
+  enable_autoscaling   = var.enable_bridge_autoscaling
   min_count            = var.bridge_min_count
   max_count            = var.bridge_max_count
   lag_metric = {

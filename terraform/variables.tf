@@ -241,6 +241,18 @@ variable "nats_max_payload_bytes" {
   }
 }
 
+variable "nats_efs_policy" {
+  type        = bool
+  description = "Attach a file system policy to the JetStream file system that denies unencrypted NFS and lets only the NATS nodes mount it, each through its own access point."
+  default     = true
+}
+
+variable "nats_efs_backups" {
+  type        = bool
+  description = "Daily AWS Backup backups of the JetStream file system (restores are for disasters; R3 covers node loss)."
+  default     = true
+}
+
 variable "nats_efs_throughput_mode" {
   type        = string
   description = "Throughput mode of the JetStream file system: elastic or bursting."
@@ -441,6 +453,12 @@ variable "bridge_max_count" {
     condition     = var.bridge_max_count >= var.bridge_min_count
     error_message = "bridge_max_count must not be below bridge_min_count."
   }
+}
+
+variable "enable_bridge_autoscaling" {
+  type        = bool
+  description = "Scale the bridge on consumer lag (needs the metrics sidecar). When false the bridge runs bridge_min_count tasks."
+  default     = true
 }
 
 variable "bridge_scale_out_lag" {

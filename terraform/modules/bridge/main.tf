@@ -45,7 +45,7 @@ module "service" {
   memory                       = var.memory
   cpu_architecture             = var.cpu_architecture
   desired_count                = var.min_count
-  ignore_desired_count_changes = true
+  ignore_desired_count_changes = var.enable_autoscaling
   environment                  = var.environment
   secrets                      = var.secrets
   secret_arns                  = var.secret_arns
@@ -53,12 +53,15 @@ module "service" {
   log_group_name               = var.log_group_name
   metrics_port                 = var.metrics_port
   metrics_sidecar              = var.metrics_sidecar
+  attach_task_policy           = true
   task_policy_json             = data.aws_iam_policy_document.task.json
 }
 
 # --- Scaling on consumer lag ---------------------------------------------------
 
 resource "aws_appautoscaling_target" "this" {
+  count = var.enable_autoscaling ? 1 : 0
+
   service_namespace  = "ecs"
   scalable_dimension = "ecs:service:DesiredCount"
   resource_id        = "service/${var.cluster_name}/${module.service.service_name}"
@@ -67,11 +70,13 @@ resource "aws_appautoscaling_target" "this" {
 }
 
 resource "aws_appautoscaling_policy" "scale_out" {
+  count = var.enable_autoscaling ? 1 : 0
+
   name               = "${local.service_name}-lag-scale-out"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
-  resource_id        = aws_appautoscaling_target.this.resource_id
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
 
   step_scaling_policy_configuration {
     adjustment_type         = "ChangeInCapacity"
@@ -94,11 +99,13 @@ resource "aws_appautoscaling_policy" "scale_out" {
 }
 
 resource "aws_appautoscaling_policy" "scale_in" {
+  count = var.enable_autoscaling ? 1 : 0
+
   name               = "${local.service_name}-lag-scale-in"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
-  resource_id        = aws_appautoscaling_target.this.resource_id
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
 
   step_scaling_policy_configuration {
     adjustment_type         = "ChangeInCapacity"
@@ -113,6 +120,8 @@ resource "aws_appautoscaling_policy" "scale_in" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "lag_high" {
+  count = var.enable_autoscaling ? 1 : 0
+
   alarm_name          = "${local.service_name}-lag-high"
   alarm_description   = "Scaling trigger: bridge consumers are behind; adds bridge tasks."
   namespace           = var.lag_metric.namespace
@@ -124,10 +133,12 @@ resource "aws_cloudwatch_metric_alarm" "lag_high" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.scale_out_lag
   treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_appautoscaling_policy.scale_out.arn]
+  alarm_actions       = [aws_appautoscaling_policy.scale_out[0].arn]
 }
 
 resource "aws_cloudwatch_metric_alarm" "lag_low" {
+  count = var.enable_autoscaling ? 1 : 0
+
   alarm_name          = "${local.service_name}-lag-low"
   alarm_description   = "Scaling trigger: bridge consumers have caught up; removes bridge tasks."
   namespace           = var.lag_metric.namespace
@@ -139,5 +150,5 @@ resource "aws_cloudwatch_metric_alarm" "lag_low" {
   comparison_operator = "LessThanThreshold"
   threshold           = var.scale_in_lag
   treat_missing_data  = "ignore"
-  alarm_actions       = [aws_appautoscaling_policy.scale_in.arn]
+  alarm_actions       = [aws_appautoscaling_policy.scale_in[0].arn]
 }

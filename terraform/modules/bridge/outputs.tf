@@ -21,7 +21,8 @@ output "security_group_id" {
 output "scaling" {
   description = "Scaling bounds of the bridge service."
   value = {
-    min = aws_appautoscaling_target.this.min_capacity
-    max = aws_appautoscaling_target.this.max_capacity
+    enabled = var.enable_autoscaling
+    min     = var.min_count
+    max     = var.enable_autoscaling ? var.max_count : var.min_count
   }
 }

@@ -110,6 +110,11 @@ variable "max_count" {
   description = "Most bridge tasks when the consumers lag."
 }
 
+variable "enable_autoscaling" {
+  type        = bool
+  description = "Scale the service between min_count and max_count on consumer lag; when false it runs min_count tasks."
+}
+
 variable "lag_metric" {
   type = object({
     namespace = string

@@ -210,6 +210,8 @@ resource "aws_efs_access_point" "node" {
 }
 
 data "aws_iam_policy_document" "efs" {
+  count = var.enable_file_system_policy ? 1 : 0
+
   statement {
     sid       = "DenyUnencryptedTransport"
     effect    = "Deny"
@@ -247,11 +249,15 @@ data "aws_iam_policy_document" "efs" {
 }
 
 resource "aws_efs_file_system_policy" "this" {
+  count = var.enable_file_system_policy ? 1 : 0
+
   file_system_id = aws_efs_file_system.this.id
-  policy         = data.aws_iam_policy_document.efs.json
+  policy         = data.aws_iam_policy_document.efs[0].json
 }
 
 resource "aws_efs_backup_policy" "this" {
+  count = var.enable_backups ? 1 : 0
+
   file_system_id = aws_efs_file_system.this.id
 
   backup_policy {

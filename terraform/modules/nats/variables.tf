@@ -88,6 +88,16 @@ variable "dns_namespace" {
   description = "Private DNS namespace (Cloud Map) that names the nodes nats-0, nats-1, ..."
 }
 
+variable "enable_file_system_policy" {
+  type        = bool
+  description = "Attach a file system policy that denies unencrypted NFS and lets only the node role mount, through the nodes' access points."
+}
+
+variable "enable_backups" {
+  type        = bool
+  description = "Turn on AWS Backup's daily backups of the JetStream file system."
+}
+
 variable "efs_throughput_mode" {
   type        = string
   description = "EFS throughput mode: elastic (pay per use, recommended) or bursting."

@@ -183,7 +183,7 @@ resource "aws_iam_role" "task" {
 }
 
 resource "aws_iam_role_policy" "task" {
-  count = var.task_policy_json == null ? 0 : 1
+  count = var.attach_task_policy ? 1 : 0
 
   name   = "shardline"
   role   = aws_iam_role.task.id

@@ -91,8 +91,14 @@ variable "metrics_port" {
 
 variable "task_policy_json" {
   type        = string
-  description = "IAM policy (JSON) for what the shardline process itself calls in AWS; null for none."
+  description = "IAM policy (JSON) for what the shardline process itself calls in AWS (used when attach_task_policy is true)."
   default     = null
+}
+
+variable "attach_task_policy" {
+  type        = bool
+  description = "Attach task_policy_json to the task role (a plain flag, because the policy itself may only be known at apply time)."
+  default     = false
 }
 
 variable "metrics_sidecar" {
