@@ -163,6 +163,7 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 
 # Egress to an external NATS (nats_mode = external).
 resource "aws_security_group" "external_nats" {
+  # checkov:skip=CKV2_AWS_5: attached to the gateway, bridge and bot through module inputs, which the graph check cannot follow.
   count = local.managed_nats || length(var.external_nats_cidr_blocks) == 0 ? 0 : 1
 
   name        = "${var.name}-external-nats-clients"

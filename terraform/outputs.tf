@@ -68,9 +68,9 @@ output "gateway_task_definition_arns" {
   value       = module.gateway.task_definition_arns
 }
 
-output "gateway_security_group_id" {
-  description = "Security group of the gateway tasks."
-  value       = module.gateway.security_group_id
+output "gateway_security_group_ids" {
+  description = "Security groups of the gateway services keyed by role."
+  value       = module.gateway.security_group_ids
 }
 
 output "bridge_service_name" {

@@ -6,23 +6,6 @@ locals {
   service_name = "${var.name}-bridge"
 }
 
-resource "aws_security_group" "this" {
-  name        = "${var.name}-bridge"
-  description = "shardline bridge tasks: outbound HTTPS to Lambda and webhook targets only"
-  vpc_id      = var.vpc_id
-
-  tags = { Name = "${var.name}-bridge" }
-}
-
-resource "aws_vpc_security_group_egress_rule" "https" {
-  security_group_id = aws_security_group.this.id
-  description       = "Lambda Invoke API, HTTPS targets, AWS APIs"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  cidr_ipv4         = "0.0.0.0/0"
-}
-
 data "aws_iam_policy_document" "task" {
   statement {
     sid       = "InvokeBotFunctions"
@@ -38,7 +21,8 @@ module "service" {
   cluster_arn                  = var.cluster_arn
   cluster_name                 = var.cluster_name
   subnet_ids                   = var.subnet_ids
-  security_group_ids           = concat([aws_security_group.this.id], var.extra_security_group_ids)
+  vpc_id                       = var.vpc_id
+  extra_security_group_ids     = var.extra_security_group_ids
   image                        = var.image
   command                      = ["bridge"]
   cpu                          = var.cpu

@@ -15,7 +15,7 @@ output "task_definition_arn" {
 
 output "security_group_id" {
   description = "The bridge tasks' own security group."
-  value       = aws_security_group.this.id
+  value       = module.service.security_group_id
 }
 
 output "scaling" {

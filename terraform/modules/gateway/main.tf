@@ -10,43 +10,27 @@ locals {
   }
 }
 
-resource "aws_security_group" "this" {
-  name        = "${var.name}-gateway"
-  description = "shardline gateway tasks: outbound HTTPS to Discord and AWS only"
-  vpc_id      = var.vpc_id
-
-  tags = { Name = "${var.name}-gateway" }
-}
-
-resource "aws_vpc_security_group_egress_rule" "https" {
-  security_group_id = aws_security_group.this.id
-  description       = "Discord gateway (wss) and REST, AWS APIs"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  cidr_ipv4         = "0.0.0.0/0"
-}
-
 module "service" {
   source   = "../service"
   for_each = local.roles
 
-  name               = "${var.name}-${each.key}"
-  cluster_arn        = var.cluster_arn
-  cluster_name       = var.cluster_name
-  subnet_ids         = var.subnet_ids
-  security_group_ids = concat([aws_security_group.this.id], var.extra_security_group_ids)
-  image              = var.image
-  command            = each.value.command
-  cpu                = var.cpu
-  memory             = var.memory
-  cpu_architecture   = var.cpu_architecture
-  desired_count      = each.value.count
-  environment        = var.environment
-  secrets            = var.secrets
-  secret_arns        = var.secret_arns
-  kms_key_arn        = var.kms_key_arn
-  log_group_name     = var.log_group_name
-  metrics_port       = var.metrics_port
-  metrics_sidecar    = var.metrics_sidecar
+  name                     = "${var.name}-${each.key}"
+  cluster_arn              = var.cluster_arn
+  cluster_name             = var.cluster_name
+  subnet_ids               = var.subnet_ids
+  vpc_id                   = var.vpc_id
+  extra_security_group_ids = var.extra_security_group_ids
+  image                    = var.image
+  command                  = each.value.command
+  cpu                      = var.cpu
+  memory                   = var.memory
+  cpu_architecture         = var.cpu_architecture
+  desired_count            = each.value.count
+  environment              = var.environment
+  secrets                  = var.secrets
+  secret_arns              = var.secret_arns
+  kms_key_arn              = var.kms_key_arn
+  log_group_name           = var.log_group_name
+  metrics_port             = var.metrics_port
+  metrics_sidecar          = var.metrics_sidecar
 }

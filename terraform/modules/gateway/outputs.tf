@@ -18,7 +18,7 @@ output "task_definition_arns" {
   value       = { for role, svc in module.service : role => svc.task_definition_arn }
 }
 
-output "security_group_id" {
-  description = "The gateway tasks' own security group."
-  value       = aws_security_group.this.id
+output "security_group_ids" {
+  description = "Each gateway service's own security group keyed by role."
+  value       = { for role, svc in module.service : role => svc.security_group_id }
 }

@@ -3,7 +3,14 @@
 # stack takes inbound traffic from the internet.
 
 data "aws_availability_zones" "available" {
+  # checkov:skip=CKV_AWS_394: only the first az_count zone names are used and a newly added zone sorts after them, so it never moves a subnet; pinning names would break the module in other regions.
   state = "available"
+
+  # Regular zones only, never Local Zones or Wavelength zones.
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
 }
 
 data "aws_region" "current" {}

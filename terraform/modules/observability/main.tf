@@ -2,6 +2,7 @@
 # and the alarms an operator is paged for.
 
 resource "aws_cloudwatch_log_group" "this" {
+  # checkov:skip=CKV_AWS_338: retention is the operator's choice (log_retention_days); the 30-day default suits gateway debugging and cost, set 365 or more where policy requires.
   for_each = var.log_groups
 
   name              = each.value

@@ -92,6 +92,27 @@ locals {
   }]
 }
 
+# --- Network ------------------------------------------------------------------
+
+# No inbound rules: nothing connects to these tasks. Outbound HTTPS reaches
+# Discord, Lambda, HTTPS targets and AWS APIs; NATS comes from the extra groups.
+resource "aws_security_group" "this" {
+  name        = var.name
+  description = "${var.name} tasks: outbound HTTPS only"
+  vpc_id      = var.vpc_id
+
+  tags = { Name = var.name }
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  security_group_id = aws_security_group.this.id
+  description       = "Discord, Lambda, HTTPS targets and AWS APIs"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
 # --- Roles --------------------------------------------------------------------
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
@@ -249,7 +270,7 @@ resource "aws_ecs_service" "this" {
 
   network_configuration {
     subnets          = var.subnet_ids
-    security_groups  = var.security_group_ids
+    security_groups  = concat([aws_security_group.this.id], var.extra_security_group_ids)
     assign_public_ip = false
   }
 }
@@ -278,7 +299,7 @@ resource "aws_ecs_service" "autoscaled" {
 
   network_configuration {
     subnets          = var.subnet_ids
-    security_groups  = var.security_group_ids
+    security_groups  = concat([aws_security_group.this.id], var.extra_security_group_ids)
     assign_public_ip = false
   }
 

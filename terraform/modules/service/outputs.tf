@@ -3,6 +3,11 @@ output "service_name" {
   value       = one(concat(aws_ecs_service.this[*].name, aws_ecs_service.autoscaled[*].name))
 }
 
+output "security_group_id" {
+  description = "The service's own security group (outbound HTTPS only)."
+  value       = aws_security_group.this.id
+}
+
 output "task_role_name" {
   description = "Name of the task role (what the shardline process may call)."
   value       = aws_iam_role.task.name

@@ -18,9 +18,14 @@ variable "subnet_ids" {
   description = "Private subnets for the tasks (no public IPs are assigned)."
 }
 
-variable "security_group_ids" {
+variable "vpc_id" {
+  type        = string
+  description = "VPC of the tasks (for the service's own security group)."
+}
+
+variable "extra_security_group_ids" {
   type        = list(string)
-  description = "Security groups attached to every task."
+  description = "Security groups attached besides the service's own, which allows only outbound HTTPS (for example the NATS clients group)."
 }
 
 variable "image" {
