@@ -221,7 +221,6 @@ module "gateway" {
   image                    = local.image
   cpu_architecture         = var.cpu_architecture
   cluster_arn              = aws_ecs_cluster.this.arn
-  cluster_name             = aws_ecs_cluster.this.name
   vpc_id                   = module.network.vpc_id
   subnet_ids               = module.network.private_subnet_ids
   extra_security_group_ids = local.client_security_groups

@@ -304,19 +304,13 @@ variable "external_nats_url" {
 
 variable "external_nats_credentials_secret_arn" {
   type        = string
-  description = "Secrets Manager secret holding the .creds file for the external NATS (SHARDLINE_NATS_CREDS); null when it needs none."
+  description = "Secrets Manager secret holding the .creds file for the external NATS (SHARDLINE_NATS_CREDS), encrypted with the aws/secretsmanager key; null when it needs none."
   default     = null
 
   validation {
     condition     = var.external_nats_credentials_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.external_nats_credentials_secret_arn))
     error_message = "external_nats_credentials_secret_arn must be a Secrets Manager secret ARN."
   }
-}
-
-variable "external_nats_kms_key_arn" {
-  type        = string
-  description = "KMS key of that credentials secret when it is not the stack's key; null for the AWS managed key."
-  default     = null
 }
 
 variable "external_nats_cidr_blocks" {

@@ -139,6 +139,11 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
+  logging_config {
+    log_format = "Text"
+    log_group  = var.log_group_name
+  }
+
   dynamic "vpc_config" {
     for_each = var.vpc == null ? [] : [var.vpc]
 

@@ -19,7 +19,6 @@ module "service" {
 
   name                         = local.service_name
   cluster_arn                  = var.cluster_arn
-  cluster_name                 = var.cluster_name
   subnet_ids                   = var.subnet_ids
   vpc_id                       = var.vpc_id
   extra_security_group_ids     = var.extra_security_group_ids

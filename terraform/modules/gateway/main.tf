@@ -16,7 +16,6 @@ module "service" {
 
   name                     = "${var.name}-${each.key}"
   cluster_arn              = var.cluster_arn
-  cluster_name             = var.cluster_name
   subnet_ids               = var.subnet_ids
   vpc_id                   = var.vpc_id
   extra_security_group_ids = var.extra_security_group_ids

@@ -58,11 +58,6 @@ variable "cluster_arn" {
   description = "ECS cluster ARN."
 }
 
-variable "cluster_name" {
-  type        = string
-  description = "ECS cluster name."
-}
-
 variable "vpc_id" {
   type        = string
   description = "VPC of the tasks."

@@ -8,11 +8,6 @@ variable "cluster_arn" {
   description = "ARN of the ECS cluster to run in."
 }
 
-variable "cluster_name" {
-  type        = string
-  description = "Name of the ECS cluster (used in task role conditions)."
-}
-
 variable "subnet_ids" {
   type        = list(string)
   description = "Private subnets for the tasks (no public IPs are assigned)."
