@@ -17,6 +17,7 @@ data dir and the state live in pytest's temporary directory.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -54,16 +55,19 @@ def terraform(tmp_path_factory) -> tfkit.Terraform:
     """A terraform CLI wired to the offline provider mirror, or a loud skip."""
     tf_bin = tfkit.find_terraform()
     if tf_bin is None:
-        loud_skip("`terraform` is not installed (not on PATH, SHARDLINE_TERRAFORM unset)")
+        loud_skip("`terraform` is not installed (not on PATH, or SHARDLINE_TERRAFORM does not name an executable)")
     version = tfkit.terraform_version(tf_bin)
     if version < (1, 11):
         loud_skip(f"terraform {'.'.join(map(str, version))} is too old; the stack needs >= 1.11 (write-only arguments)")
     mirror = tfkit.find_provider_mirror(tfkit.terraform_platform(tf_bin))
     if mirror is None:
-        loud_skip(
-            "no filesystem mirror with registry.terraform.io/hashicorp/aws 5.x for this platform "
-            f"(searched SHARDLINE_TF_PROVIDER_MIRROR and {', '.join(str(r) for r in tfkit.mirror_search_roots())})"
+        explicit = os.environ.get("SHARDLINE_TF_PROVIDER_MIRROR")
+        where = (
+            f"SHARDLINE_TF_PROVIDER_MIRROR={explicit}"
+            if explicit
+            else ", ".join(str(r) for r in tfkit.mirror_search_roots())
         )
+        loud_skip(f"no filesystem mirror with registry.terraform.io/hashicorp/aws 5.x for this platform (searched {where})")
     sys.stderr.write(f"terraform {tf_bin}, AWS provider mirror {mirror}\n")
     return tfkit.Terraform(tf_bin, mirror, tmp_path_factory.mktemp("terraform-home"))
 
