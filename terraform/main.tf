@@ -69,6 +69,10 @@ module "secrets" {
   discord_token            = var.discord_token
   create_nats_secrets      = local.managed_nats
   nats_tls_pem             = var.nats_tls_pem
+  discord_token_version    = var.secret_value_versions.discord_token
+  webhook_secret_version   = var.secret_value_versions.webhook_signing_key
+  nats_password_version    = var.secret_value_versions.nats_password
+  nats_tls_version         = var.secret_value_versions.nats_tls
 }
 
 module "observability" {

@@ -577,6 +577,22 @@ variable "discord_token" {
   default     = null
 }
 
+variable "secret_value_versions" {
+  type = object({
+    discord_token       = optional(number, 1)
+    webhook_signing_key = optional(number, 1)
+    nats_password       = optional(number, 1)
+    nats_tls            = optional(number, 1)
+  })
+  description = "Bump one of these to write that secret again: discord_token and nats_tls re-send the variables of the same name, webhook_signing_key and nats_password generate new values. Write-only arguments are only sent when their version changes."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for v in values(var.secret_value_versions) : v >= 1 && floor(v) == v])
+    error_message = "secret_value_versions must be whole numbers of at least 1."
+  }
+}
+
 variable "secret_recovery_window_days" {
   type        = number
   description = "Days a deleted secret stays restorable (0 deletes at once)."

@@ -163,3 +163,15 @@ resource "aws_lambda_function_url" "this" {
   authorization_type = var.function_url_auth_type
   invoke_mode        = "BUFFERED"
 }
+
+# A URL without IAM auth still needs a resource policy that lets anyone call it;
+# the bot then rejects every request whose Standard Webhooks signature fails.
+resource "aws_lambda_permission" "public_url" {
+  count = var.enable_function_url && var.function_url_auth_type == "NONE" ? 1 : 0
+
+  statement_id           = "PublicFunctionUrl"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = aws_lambda_function.this.function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
+}
