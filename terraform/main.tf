@@ -78,20 +78,21 @@ module "secrets" {
 module "observability" {
   source = "./modules/observability"
 
-  name                     = var.name
-  log_groups               = local.log_groups
-  retention_days           = var.log_retention_days
-  kms_key_arn              = module.secrets.kms_key_arn
-  alarm_emails             = var.alarm_emails
-  metrics_namespace        = var.metrics_namespace
-  app                      = var.discord_app
-  metric_names             = var.metric_names
-  consumer_lag_threshold   = var.consumer_lag_alarm_threshold
-  dead_letter_threshold    = var.dead_letter_alarm_threshold
-  shards_not_ready_minutes = var.shards_not_ready_alarm_minutes
-  function_name            = local.function_name
-  cluster_name             = aws_ecs_cluster.this.name
-  nats_service_names       = local.managed_nats && var.enable_container_insights ? module.nats[0].service_names : {}
+  name                      = var.name
+  log_groups                = local.log_groups
+  retention_days            = var.log_retention_days
+  kms_key_arn               = module.secrets.kms_key_arn
+  alarm_emails              = var.alarm_emails
+  metrics_namespace         = var.metrics_namespace
+  app                       = var.discord_app
+  metric_names              = var.metric_names
+  shardline_metrics_enabled = var.enable_metrics_sidecar
+  consumer_lag_threshold    = var.consumer_lag_alarm_threshold
+  dead_letter_threshold     = var.dead_letter_alarm_threshold
+  shards_not_ready_minutes  = var.shards_not_ready_alarm_minutes
+  function_name             = local.function_name
+  cluster_name              = aws_ecs_cluster.this.name
+  nats_service_names        = local.managed_nats && var.enable_container_insights ? module.nats[0].service_names : {}
 }
 
 module "network" {
@@ -241,7 +242,7 @@ module "bot" {
   source = "./modules/bot"
 
   function_name        = local.function_name
-  zip_path             = var.bot_zip_path
+  zip_path             = pathexpand(var.bot_zip_path)
   architecture         = var.bot_architecture
   memory_mb            = var.bot_memory_mb
   timeout_seconds      = var.bot_timeout_seconds
@@ -303,7 +304,7 @@ module "bridge" {
   metrics_port         = var.metrics_port
   metrics_sidecar      = local.metrics_sidecar
   target_function_arns = [module.bot.function_arn]
-  enable_autoscaling   = var.enable_bridge_autoscaling
+  enable_autoscaling   = var.enable_bridge_autoscaling && var.enable_metrics_sidecar
   min_count            = var.bridge_min_count
   max_count            = var.bridge_max_count
   lag_metric = {

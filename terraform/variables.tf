@@ -451,7 +451,7 @@ variable "bridge_max_count" {
 
 variable "enable_bridge_autoscaling" {
   type        = bool
-  description = "Scale the bridge on consumer lag (needs the metrics sidecar). When false the bridge runs bridge_min_count tasks."
+  description = "Scale the bridge on consumer lag (only with enable_metrics_sidecar, which publishes the lag). Otherwise the bridge runs bridge_min_count tasks."
   default     = true
 }
 

@@ -29,6 +29,8 @@ locals {
 }
 
 resource "aws_cloudwatch_metric_alarm" "consumer_lag" {
+  count = var.shardline_metrics_enabled ? 1 : 0
+
   alarm_name          = "${var.name}-consumer-lag"
   alarm_description   = "Bridge consumers are more than ${var.consumer_lag_threshold} messages behind for 10 minutes, even after scaling out. Check the bot function's errors and throttles, and the bridge logs."
   namespace           = var.metrics_namespace
@@ -46,6 +48,8 @@ resource "aws_cloudwatch_metric_alarm" "consumer_lag" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  count = var.shardline_metrics_enabled ? 1 : 0
+
   alarm_name          = "${var.name}-dead-letters"
   alarm_description   = "Events were dead-lettered. Inspect them with `shardline dlq list` and redrive after fixing the cause."
   namespace           = var.metrics_namespace
@@ -62,6 +66,8 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "shards_not_ready" {
+  count = var.shardline_metrics_enabled ? 1 : 0
+
   alarm_name          = "${var.name}-shards-not-ready"
   alarm_description   = "Some shards have not been READY for ${var.shards_not_ready_minutes} minutes (or the gateway stopped reporting). Check `shardline ctl status` and the gateway logs."
   namespace           = var.metrics_namespace

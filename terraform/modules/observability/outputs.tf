@@ -16,10 +16,10 @@ output "alarm_topic_arn" {
 output "alarm_names" {
   description = "Names of the paging alarms."
   value = concat(
+    aws_cloudwatch_metric_alarm.consumer_lag[*].alarm_name,
+    aws_cloudwatch_metric_alarm.dead_letters[*].alarm_name,
+    aws_cloudwatch_metric_alarm.shards_not_ready[*].alarm_name,
     [
-      aws_cloudwatch_metric_alarm.consumer_lag.alarm_name,
-      aws_cloudwatch_metric_alarm.dead_letters.alarm_name,
-      aws_cloudwatch_metric_alarm.shards_not_ready.alarm_name,
       aws_cloudwatch_metric_alarm.function_errors.alarm_name,
       aws_cloudwatch_metric_alarm.function_throttles.alarm_name,
     ],

@@ -47,6 +47,11 @@ variable "metric_names" {
   description = "Metric names of consumer lag, dead-letter depth and shards not READY."
 }
 
+variable "shardline_metrics_enabled" {
+  type        = bool
+  description = "Whether shardline's own series reach CloudWatch (the metrics sidecar runs); without them the lag, dead-letter and shard alarms are not created."
+}
+
 variable "consumer_lag_threshold" {
   type        = number
   description = "Alarm when the bridge's consumers are more than this many messages behind for 10 minutes."

@@ -20,6 +20,7 @@ locals {
     secrets                = [for k in sort(keys(var.secrets)) : { name = k, valueFrom = var.secrets[k] }]
     portMappings           = [{ containerPort = var.metrics_port, protocol = "tcp", name = "metrics" }]
     linuxParameters        = { initProcessEnabled = true }
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp" }]
     healthCheck = {
       command     = ["CMD", "curl", "--fail", "--silent", "--max-time", "2", "http://127.0.0.1:${var.metrics_port}/healthz"]
       interval    = 15
@@ -78,8 +79,8 @@ locals {
     name                   = "metrics"
     image                  = var.metrics_sidecar.image
     essential              = false
-    user                   = "10001:10001"
     readonlyRootFilesystem = true
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp" }]
     environment            = [{ name = "AOT_CONFIG_CONTENT", value = local.sidecar_config }]
     logConfiguration = {
       logDriver = "awslogs"
@@ -240,6 +241,11 @@ resource "aws_ecs_task_definition" "this" {
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task.arn
   container_definitions    = jsonencode(concat([local.shardline_container], local.sidecar_container))
+
+  # Scratch space: the root file systems are read-only.
+  volume {
+    name = "tmp"
+  }
 
   runtime_platform {
     operating_system_family = "LINUX"
