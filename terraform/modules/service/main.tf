@@ -63,7 +63,7 @@ locals {
         log_stream_name         = "${var.name}/{TaskId}"
         dimension_rollup_option = "NoDimensionRollup"
         metric_declarations = [{
-          dimensions            = [["App"]]
+          dimensions = [["App"]]
           # "$$" is a literal "$" to the collector's config expansion (and still
           # an end anchor in the regular expression if it is not expanded).
           metric_name_selectors = [for m in var.metrics_sidecar.metric_names : "^${m}$$"]
