@@ -360,6 +360,16 @@ def test_nats_cluster_nodes(applied):
         assert attributes["deployment_maximum_percent"] == 100, "two servers must never share a store"
         assert attributes["deployment_minimum_healthy_percent"] == 0
 
+    # The nodes' role may mount the store only through their access points.
+    iam = applied.client("iam")
+    node_service = ecs.describe_services(cluster=cluster, services=[f"{NAME}-nats-0"])["services"][0]
+    node_role = task_definition(applied, node_service["taskDefinition"])["taskRoleArn"].split("/")[-1]
+    statements = policies_of(iam, node_role)
+    mount = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    assert [sorted(as_list(s["Action"])) for s in statements] == [mount]
+    access_point_condition = statements[0]["Condition"]["StringEquals"]["elasticfilesystem:AccessPointArn"]
+    assert len(as_list(access_point_condition)) == 3
+
     efs = applied.client("efs")
     file_system = efs.describe_file_systems(FileSystemId=outputs["nats_file_system_id"])["FileSystems"][0]
     assert file_system["Encrypted"] is True

@@ -350,11 +350,31 @@ resource "aws_iam_role_policy" "execution" {
   policy = data.aws_iam_policy_document.execution.json
 }
 
-# The servers call no AWS API; the role exists so the file system policy can
-# name who may mount it.
+# The servers call no AWS API. The role mounts the file system (IAM
+# authorization), only through the nodes' access points.
 resource "aws_iam_role" "task" {
   name               = "${var.name}-nats-task"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "task" {
+  statement {
+    sid       = "MountStoreThroughAccessPoints"
+    actions   = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    resources = [aws_efs_file_system.this.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "elasticfilesystem:AccessPointArn"
+      values   = [for ap in aws_efs_access_point.node : ap.arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "mount-jetstream-store"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.task.json
 }
 
 # --- Nodes ------------------------------------------------------------------------
