@@ -449,29 +449,58 @@ def test_destroy_leaves_nothing(applied):
 # --- the other shape, planned -------------------------------------------------------------
 
 
-def test_small_bot_with_external_nats_plans(stack):
-    """Plan the other shape from an empty state (its own working copy) and read the plan.
-
-    External NATS, combined gateway, no metrics sidecar, no NAT, bot outside the VPC.
-    """
-    work = stack.work / "external"
+def plan_fresh(stack: Stack, label: str, *extra_vars: str) -> dict[str, dict]:
+    """Plans the stack from an empty state in its own working copy; returns address => planned values."""
+    work = stack.work / label
     directory = tfkit.copy_stack(work / "stack")
     (directory / "moto_override.tf").write_text(stack.moto.provider_override())
     data_dir = work / "data"
     stack.terraform.init(directory, data_dir)
+    plan_file = work / "tfplan"
+    stack.terraform.run(
+        directory, data_dir, "plan", "-input=false", "-no-color", f"-out={plan_file}", *stack.var_args, *extra_vars
+    )
+    plan = json.loads(stack.terraform.run(directory, data_dir, "show", "-json", str(plan_file)).stdout)
+    return {c["address"]: c["change"]["after"] for c in plan["resource_changes"] if c["change"]["actions"] == ["create"]}
 
-    def tf(*args: str):
-        return stack.terraform.run(directory, data_dir, *args, timeout=300)
 
+def test_what_moto_cannot_apply_still_plans_with_the_defaults(stack):
+    """Bridge autoscaling, EFS backups and the EFS policy are on by default; moto lacks their APIs, so plan them."""
+    creates = plan_fresh(
+        stack,
+        "defaults",
+        "-var=enable_bridge_autoscaling=true",
+        "-var=nats_efs_backups=true",
+        "-var=nats_efs_policy=true",
+    )
+    target = creates["module.bridge.aws_appautoscaling_target.this[0]"]
+    assert (target["min_capacity"], target["max_capacity"]) == (2, 6)
+    assert target["resource_id"] == f"service/{NAME}/{NAME}-bridge"
+    assert target["scalable_dimension"] == "ecs:service:DesiredCount"
+    scale_out = creates["module.bridge.aws_appautoscaling_policy.scale_out[0]"]
+    steps = scale_out["step_scaling_policy_configuration"][0]["step_adjustment"]
+    assert sorted(step["scaling_adjustment"] for step in steps) == [1, 2]
+    high = creates["module.bridge.aws_cloudwatch_metric_alarm.lag_high[0]"]
+    assert (high["metric_name"], high["threshold"]) == ("shardline_bridge_consumer_pending", 1000)
+    low = creates["module.bridge.aws_cloudwatch_metric_alarm.lag_low[0]"]
+    assert (low["comparison_operator"], low["threshold"]) == ("LessThanThreshold", 100)
+    # desired_count belongs to Application Auto Scaling once it scales the service.
+    assert "module.bridge.module.service.aws_ecs_service.autoscaled[0]" in creates
+    assert "module.bridge.module.service.aws_ecs_service.this[0]" not in creates
+    assert creates["module.nats[0].aws_efs_backup_policy.this[0]"]["backup_policy"] == [{"status": "ENABLED"}]
+    assert "module.nats[0].aws_efs_file_system_policy.this[0]" in creates
+
+
+def test_small_bot_with_external_nats_plans(stack):
+    """Plan the other shape from an empty state and read the plan.
+
+    External NATS, combined gateway, no metrics sidecar, no NAT, bot outside the VPC.
+    """
     external_url = "tls://nats-a.example.net:4222,tls://nats-b.example.net:4222"
     creds = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:nats-creds-AbCdEf"
-    plan_file = work / "external.tfplan"
-    tf(
-        "plan",
-        "-input=false",
-        "-no-color",
-        f"-out={plan_file}",
-        *stack.var_args,
+    creates = plan_fresh(
+        stack,
+        "external",
         "-var=nats_mode=external",
         f"-var=external_nats_url={external_url}",
         f"-var=external_nats_credentials_secret_arn={creds}",
@@ -482,8 +511,6 @@ def test_small_bot_with_external_nats_plans(stack):
         "-var=enable_nat_gateway=false",
         "-var=bot_in_vpc=false",
     )
-    plan = json.loads(tf("show", "-json", str(plan_file)).stdout)
-    creates = {c["address"]: c["change"]["after"] for c in plan["resource_changes"] if c["change"]["actions"] == ["create"]}
 
     assert not [a for a in creates if a.startswith("module.nats")], "no managed cluster with an external NATS"
     assert not [a for a in creates if "nats_auth" in a or "nats_tls" in a]
