@@ -29,6 +29,11 @@ PROVIDER_MAJOR = 5
 # Where a filesystem mirror usually lives; searched only a few levels deep.
 MIRROR_SEARCH_DEPTH = 4
 
+# moto_server is on loopback: never send that traffic through a proxy.
+for _var in ("NO_PROXY", "no_proxy"):
+    _hosts = [h for h in os.environ.get(_var, "").split(",") if h]
+    os.environ[_var] = ",".join(dict.fromkeys([*_hosts, "127.0.0.1", "localhost"]))
+
 
 def find_terraform() -> str | None:
     explicit = os.environ.get("SHARDLINE_TERRAFORM")
@@ -134,7 +139,10 @@ def copy_stack(dest: Path) -> Path:
 
 def _base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "AWS_"))}
-    env.update({"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"})
+    # No update checks, no prompts, no instance metadata look-ups.
+    env.update(
+        {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "AWS_EC2_METADATA_DISABLED": "true"}
+    )
     return env
 
 
