@@ -3,6 +3,7 @@
 
 mod bridge;
 mod dev;
+mod dlq;
 mod logging;
 mod nats;
 mod observe;
@@ -44,7 +45,7 @@ enum Command {
     /// Re-send stored events to standard output, a file or a bridge route.
     Replay(replay::ReplayArgs),
     /// List, show, redrive and purge dead letters.
-    Dlq,
+    Dlq(dlq::DlqArgs),
     /// Operate a running gateway through the coordinator.
     Ctl,
     /// Serve a Discord gateway and REST simulator.
@@ -63,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker => not_built("worker", 5),
         Command::Bridge(args) => bridge::run(args, shutdown).await,
         Command::Replay(args) => replay::run(args, shutdown).await,
-        Command::Dlq => not_built("dlq", 8),
+        Command::Dlq(args) => dlq::run(args, shutdown).await,
         Command::Ctl => not_built("ctl", 10),
         Command::Sim(args) => sim::run(args, shutdown).await,
     }
