@@ -473,7 +473,19 @@ pub(crate) async fn run_route(
             let flush_at = deadline;
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => break 'consume,
+                _ = stop.cancelled() => {
+                    // Hand back what was pulled but not yet taken.
+                    loop {
+                        match tokio::time::timeout(Duration::from_millis(50), messages.next()).await {
+                            Ok(Some(Ok(msg))) => {
+                                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                            }
+                            Ok(Some(Err(_))) => {}
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    break 'consume;
+                }
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(e) = joined {
                         tracing::error!(route = %config.name, error = %e, "delivery task failed");
