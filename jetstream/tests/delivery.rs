@@ -588,3 +588,85 @@ async fn shutdown_finishes_or_releases_in_flight_work() {
     shutdown.cancel();
     bridge.wait().await;
 }
+
+/// Acceptance: throttling (429) makes the route's concurrency fall, and it
+/// recovers once the throttling stops. Prints the in-flight count over time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_lowers_concurrency_then_it_recovers() {
+    const CAPACITY: usize = 3;
+    let env = env().await;
+    let throttling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let receiver = Receiver::start_counting(in_flight.clone(), {
+        let throttling = throttling.clone();
+        let in_flight = in_flight.clone();
+        move |_, _, _| {
+            if throttling.load(AtomicOrdering::SeqCst)
+                && in_flight.load(AtomicOrdering::SeqCst) > CAPACITY
+            {
+                Answer::status(429).after(Duration::from_millis(5))
+            } else {
+                Answer::ok().after(Duration::from_millis(25))
+            }
+        }
+    })
+    .await;
+    let mut route = http_route("throttled", &receiver.url());
+    route.batch.max_records = 1;
+    route.concurrency.max = 16;
+    route.retry.initial_backoff = Duration::from_millis(50);
+    route.retry.max_backoff = Duration::from_millis(200);
+    route.retry.max_attempts = 1000;
+    let (bridge, shutdown) = start(&env, vec![route]).await;
+    let status = bridge.route("throttled").unwrap().clone();
+    assert_eq!(status.concurrency_limit(), 16);
+    publish(&env, &message_events(2000, 10)).await;
+
+    let started = Instant::now();
+    let mut samples: Vec<(Duration, usize, usize)> = Vec::new();
+    let mut throttled_phase_end = None;
+    while receiver.accepted_ids().len() < 2000 {
+        let at = started.elapsed();
+        samples.push((at, status.in_flight(), status.concurrency_limit()));
+        if at > Duration::from_millis(1500) && throttled_phase_end.is_none() {
+            throttling.store(false, AtomicOrdering::SeqCst);
+            throttled_phase_end = Some(samples.len());
+        }
+        assert!(at < Duration::from_secs(60), "not done in time");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let split = throttled_phase_end.expect("the run outlasts the throttled phase");
+    println!("t(ms)  in-flight  limit");
+    for (at, in_flight, limit) in samples.iter().step_by(4) {
+        println!("{:5}  {in_flight:9}  {limit:5}", at.as_millis());
+    }
+    let (throttled, free) = samples.split_at(split);
+    let lowest = throttled.iter().map(|s| s.2).min().unwrap();
+    assert!(lowest <= CAPACITY + 1, "the limit fell only to {lowest}");
+    let late_throttled: Vec<usize> = throttled
+        .iter()
+        .filter(|s| s.0 > Duration::from_millis(700))
+        .map(|s| s.1)
+        .collect();
+    let mean = late_throttled.iter().sum::<usize>() as f64 / late_throttled.len() as f64;
+    assert!(
+        mean <= (CAPACITY * 2) as f64,
+        "in flight under throttling averaged {mean}"
+    );
+    let highest_after = free.iter().map(|s| s.2).max().unwrap();
+    let busiest_after = free.iter().map(|s| s.1).max().unwrap();
+    assert!(
+        highest_after >= 12,
+        "the limit recovered only to {highest_after}"
+    );
+    assert!(
+        busiest_after >= 8,
+        "in flight recovered only to {busiest_after}"
+    );
+    println!(
+        "limit fell to {lowest} under throttling (mean in flight {mean:.1}), recovered to {highest_after} (in flight up to {busiest_after})"
+    );
+    assert!(dead_letters(&env).await.is_empty());
+    shutdown.cancel();
+    bridge.wait().await;
+}

@@ -41,8 +41,7 @@ fn bridge_child_process() {
     runtime.block_on(async move {
         let text = std::fs::read_to_string(path).unwrap();
         let config =
-            shardline_jetstream::BridgeConfig::from_toml(&text, |k| std::env::var(k).ok())
-                .unwrap();
+            shardline_jetstream::BridgeConfig::from_toml(&text, |k| std::env::var(k).ok()).unwrap();
         let client = async_nats::connect(&config.nats_url).await.unwrap();
         let shutdown = CancellationToken::new();
         let cancel = shutdown.clone();
@@ -62,7 +61,12 @@ fn bridge_child_process() {
 fn spawn_bridge(config: &std::path::Path, log: &std::path::Path) -> Process {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", "bridge_child_process", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "bridge_child_process",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, config);
     Process::spawn("bridge", command, log).unwrap()
 }
@@ -107,7 +111,11 @@ retry = {{ initial_backoff = "100ms", max_backoff = "1s", max_attempts = 50 }}
     while kills < 5 {
         let accepted = receiver.accepted_ids().len();
         if accepted >= last + 400 {
-            assert!(bridge.is_running(), "the bridge exited by itself:\n{}", tail(&log));
+            assert!(
+                bridge.is_running(),
+                "the bridge exited by itself:\n{}",
+                tail(&log)
+            );
             bridge.kill();
             kills += 1;
             println!("SIGKILL {kills} after {accepted} events accepted");
@@ -140,7 +148,10 @@ retry = {{ initial_backoff = "100ms", max_backoff = "1s", max_attempts = 50 }}
         "{} events accepted; {twice} of them more than once; {redelivered} records sent as redeliveries",
         accepted.len()
     );
-    assert!(redelivered > 0, "the kills should have interrupted deliveries");
+    assert!(
+        redelivered > 0,
+        "the kills should have interrupted deliveries"
+    );
     assert!(dead_letters(&env).await.is_empty());
     // Every event is acknowledged in the end.
     let settle = Instant::now() + Duration::from_secs(10);

@@ -224,6 +224,7 @@ impl Answer {
 /// One call the target received.
 #[derive(Debug, Clone)]
 pub struct Call {
+    pub uri: String,
     pub at: Instant,
     pub answered_at: Instant,
     pub records: Vec<Record>,
@@ -248,9 +249,17 @@ impl Receiver {
     pub async fn start(
         script: impl Fn(&[Record], &HeaderMap, &Bytes) -> Answer + Send + Sync + 'static,
     ) -> Self {
+        Self::start_counting(Arc::default(), script).await
+    }
+
+    /// Like [`Receiver::start`], counting calls in progress in `in_flight`
+    /// (the script can read it).
+    pub async fn start_counting(
+        in_flight: Arc<std::sync::atomic::AtomicUsize>,
+        script: impl Fn(&[Record], &HeaderMap, &Bytes) -> Answer + Send + Sync + 'static,
+    ) -> Self {
         let script: Arc<Script> = Arc::new(script);
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let max_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let state = (
             script,
@@ -258,35 +267,38 @@ impl Receiver {
             in_flight.clone(),
             max_in_flight.clone(),
         );
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let (script, calls, in_flight, max_in_flight) = state.clone();
-            async move {
-                use std::sync::atomic::Ordering::SeqCst;
-                let now = in_flight.fetch_add(1, SeqCst) + 1;
-                max_in_flight.fetch_max(now, SeqCst);
-                let at = Instant::now();
-                let batch: Batch = serde_json::from_slice(&body).expect("a batch body");
-                let answer = script(&batch.records, &headers, &body);
-                if !answer.delay.is_zero() {
-                    tokio::time::sleep(answer.delay).await;
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let (script, calls, in_flight, max_in_flight) = state.clone();
+                async move {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let now = in_flight.fetch_add(1, SeqCst) + 1;
+                    max_in_flight.fetch_max(now, SeqCst);
+                    let at = Instant::now();
+                    let batch: Batch = serde_json::from_slice(&body).expect("a batch body");
+                    let answer = script(&batch.records, &headers, &body);
+                    if !answer.delay.is_zero() {
+                        tokio::time::sleep(answer.delay).await;
+                    }
+                    calls.lock().unwrap().push(Call {
+                        uri: uri.to_string(),
+                        at,
+                        answered_at: Instant::now(),
+                        records: batch.records,
+                        headers: headers.clone(),
+                        body: body.clone(),
+                        answer: answer.clone(),
+                    });
+                    in_flight.fetch_sub(1, SeqCst);
+                    let mut response = axum::http::Response::builder()
+                        .status(StatusCode::from_u16(answer.status).unwrap());
+                    for (name, value) in &answer.headers {
+                        response = response.header(name, value);
+                    }
+                    response.body(axum::body::Body::from(answer.body)).unwrap()
                 }
-                calls.lock().unwrap().push(Call {
-                    at,
-                    answered_at: Instant::now(),
-                    records: batch.records,
-                    headers: headers.clone(),
-                    body: body.clone(),
-                    answer: answer.clone(),
-                });
-                in_flight.fetch_sub(1, SeqCst);
-                let mut response = axum::http::Response::builder()
-                    .status(StatusCode::from_u16(answer.status).unwrap());
-                for (name, value) in &answer.headers {
-                    response = response.header(name, value);
-                }
-                response.body(axum::body::Body::from(answer.body)).unwrap()
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
