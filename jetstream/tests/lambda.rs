@@ -122,7 +122,7 @@ async fn bridge_delivers_through_the_invoke_api() {
             _ => {
                 let failed: Vec<&str> = records
                     .iter()
-                    .filter(|r| r.attempt == 1 && n_of(r) % 5 == 0)
+                    .filter(|r| r.attempt == 1 && n_of(r).is_multiple_of(5))
                     .map(|r| r.id.as_str())
                     .collect();
                 Answer::ok()
@@ -161,7 +161,7 @@ async fn bridge_delivers_through_the_invoke_api() {
                 .iter()
                 .find(|r| r.id == failure.item_identifier)
                 .unwrap();
-            assert_eq!(n_of(record) % 5, 0);
+            assert!(n_of(record).is_multiple_of(5));
             first_attempt_failures += 1;
         }
     }
