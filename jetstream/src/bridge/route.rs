@@ -43,8 +43,11 @@ pub enum TargetState {
     Disabled,
 }
 
-/// Consecutive failed calls before the state says so (one success clears it).
+/// Consecutive failed calls before the state says so.
 const FAILURES_BEFORE_STATE_CHANGE: u32 = 3;
+/// Consecutive successful calls before a troubled target counts as healthy
+/// again (so a throttled target's sawtooth does not flood the log).
+const SUCCESSES_BEFORE_HEALTHY: u32 = 5;
 
 /// Live figures of one route, shared with whoever holds a [`RouteStatus`].
 #[derive(Debug)]
@@ -54,6 +57,7 @@ pub(crate) struct Shared {
     pub(crate) aimd: Arc<Aimd>,
     state: Mutex<TargetState>,
     consecutive_failures: AtomicU32,
+    consecutive_successes: AtomicU32,
     pub(crate) acked: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
@@ -68,6 +72,7 @@ impl Shared {
             aimd,
             state: Mutex::new(TargetState::Healthy),
             consecutive_failures: AtomicU32::new(0),
+            consecutive_successes: AtomicU32::new(0),
             acked: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
@@ -109,10 +114,17 @@ impl Shared {
             DeliveryOutcome::Failed(failure) => failure,
             _ => {
                 self.consecutive_failures.store(0, AtomicOrdering::Relaxed);
-                self.set_state(TargetState::Healthy, "");
+                let successes = self
+                    .consecutive_successes
+                    .fetch_add(1, AtomicOrdering::Relaxed)
+                    + 1;
+                if successes >= SUCCESSES_BEFORE_HEALTHY {
+                    self.set_state(TargetState::Healthy, "");
+                }
                 return;
             }
         };
+        self.consecutive_successes.store(0, AtomicOrdering::Relaxed);
         let state = match failure.kind {
             FailureKind::Gone => {
                 self.set_state(TargetState::Disabled, &failure.reason);
@@ -473,7 +485,19 @@ pub(crate) async fn run_route(
             let flush_at = deadline;
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => break 'consume,
+                _ = stop.cancelled() => {
+                    // Hand back what was pulled but not yet taken.
+                    loop {
+                        match tokio::time::timeout(Duration::from_millis(50), messages.next()).await {
+                            Ok(Some(Ok(msg))) => {
+                                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                            }
+                            Ok(Some(Err(_))) => {}
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    break 'consume;
+                }
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(e) = joined {
                         tracing::error!(route = %config.name, error = %e, "delivery task failed");
