@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use shardline_harness::{NatsServer, free_port, tools_dir};
-use shardline_sim::{RestCall, SimConfig, SimHandle, Simulator};
 use shardline_lambda_bot::testing::{
     self, member_add, member_chunk, message_create, record, slash_command,
 };
+use shardline_sim::{RestCall, SimConfig, SimHandle, Simulator};
 use shardline_wire::BatchResponse;
 use shardline_wire::webhook::SigningKey;
 
