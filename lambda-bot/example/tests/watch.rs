@@ -1,6 +1,6 @@
 //! The example bot under `cargo lambda watch`, invoked through the Invoke API
 //! and through its Function URL, with a real `nats-server` for gateway commands
-//! and a REST recorder standing in for Discord.
+//! and the Discord simulator recording the REST calls the bot makes.
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::process::CommandExt as _;
@@ -9,14 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use shardline_harness::{NatsServer, free_port, tools_dir};
 use shardline_lambda_bot::testing::{
     self, member_add, member_chunk, message_create, record, slash_command,
 };
+use shardline_sim::{RestCall, SimConfig, SimHandle, Simulator};
 use shardline_wire::BatchResponse;
 use shardline_wire::webhook::SigningKey;
 
@@ -124,45 +123,9 @@ fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).unwrap().to_path_buf()
 }
 
-/// A REST call as Discord (or the simulator) would have received it.
-#[derive(Debug, Clone)]
-struct RestCall {
-    method: String,
-    path: String,
-    body: Option<Value>,
-}
-
-type Calls = Arc<Mutex<Vec<RestCall>>>;
-
-/// Records every request; answers message creates with a message and
-/// interaction callbacks with 204.
-async fn rest_recorder() -> (String, Calls) {
-    async fn record_call(State(calls): State<Calls>, request: Request) -> (StatusCode, String) {
-        let method = request.method().to_string();
-        let path = request.uri().path().to_owned();
-        let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes).ok();
-        calls.lock().unwrap().push(RestCall {
-            method,
-            path: path.clone(),
-            body,
-        });
-        if path.ends_with("/callback") {
-            (StatusCode::NO_CONTENT, String::new())
-        } else {
-            (StatusCode::OK, json!({"id": "1"}).to_string())
-        }
-    }
-    let calls = Calls::default();
-    let app = axum::Router::new()
-        .fallback(record_call)
-        .with_state(Arc::clone(&calls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, calls)
+/// The REST calls the simulator recorded.
+fn rest_calls(sim: &SimHandle) -> Vec<RestCall> {
+    sim.stats().rest
 }
 
 /// Waits until `cargo lambda watch` accepts connections.
@@ -193,10 +156,10 @@ fn message_text(calls: &[RestCall], channel: u64) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_bot_under_cargo_lambda_watch() {
     let nats = NatsServer::start();
-    let (rest_url, calls) = rest_recorder().await;
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
     let watch = Watch::start(&[
-        ("DISCORD_TOKEN", "test-token".to_owned()),
-        ("SHARDLINE_DISCORD_API_URL", rest_url),
+        ("DISCORD_TOKEN", sim.token().expose().to_owned()),
+        ("SHARDLINE_DISCORD_API_URL", sim.url()),
         ("SHARDLINE_NATS_URL", nats.url()),
         ("SHARDLINE_WEBHOOK_SECRETS", SECRET.to_owned()),
         ("SHARDLINE_COMMAND_TIMEOUT_MS", "2000".to_owned()),
@@ -295,7 +258,8 @@ async fn example_bot_under_cargo_lambda_watch() {
     );
 
     {
-        let calls = calls.lock().unwrap().clone();
+        let calls = rest_calls(&sim);
+        assert!(calls.iter().all(|call| call.status < 300), "{calls:?}");
         let ping = message_text(&calls, 100);
         assert_eq!(ping.len(), 1, "{calls:?}");
         assert!(
@@ -366,7 +330,7 @@ async fn example_bot_under_cargo_lambda_watch() {
     assert_eq!(response.status(), 200, "{}", watch.log_tail());
     let answer: BatchResponse = response.json().await.unwrap();
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
-    assert_eq!(message_text(&calls.lock().unwrap(), 101).len(), 1);
+    assert_eq!(message_text(&rest_calls(&sim), 101).len(), 1);
 
     let forged = testing::batch([record(
         "S:8",
@@ -381,7 +345,7 @@ async fn example_bot_under_cargo_lambda_watch() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401, "{}", watch.log_tail());
-    let calls_now = calls.lock().unwrap().clone();
+    let calls_now = rest_calls(&sim);
     assert!(
         message_text(&calls_now, 102).is_empty(),
         "a handler ran for a forged delivery: {calls_now:?}"
@@ -389,4 +353,5 @@ async fn example_bot_under_cargo_lambda_watch() {
 
     gateway.abort();
     drop(watch);
+    sim.shutdown().await;
 }

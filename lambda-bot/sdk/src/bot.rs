@@ -1,6 +1,6 @@
 //! The router: handlers per event, run over a batch, answered with failures.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -324,7 +324,7 @@ impl BotService {
             });
             groups[index].push(record);
         }
-        let failed: Vec<String> = join_all(
+        let failed: HashSet<String> = join_all(
             groups
                 .into_iter()
                 .map(|records| self.run_guild(records, &delivery)),

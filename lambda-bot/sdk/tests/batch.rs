@@ -212,3 +212,26 @@ async fn handle_detects_a_batch_payload() {
     let other = serde_json::value::to_raw_value(&json!({"hello": "world"})).unwrap();
     assert!(service.handle(lambda_event(other)).await.is_err());
 }
+
+#[tokio::test]
+async fn the_token_never_shows_in_debug_output() {
+    let seen = Log::default();
+    let bot = {
+        let seen = Arc::clone(&seen);
+        Bot::new().on(move |ctx: Context, _msg: MessageCreate| {
+            let seen = Arc::clone(&seen);
+            async move {
+                seen.lock().unwrap().push(format!("{ctx:?}"));
+                Ok(())
+            }
+        })
+    };
+    let service = bot.with_config(Config::with_token("very-secret-token"));
+    let batch = testing::batch([msg("S:1", 10, "hi")]);
+    service.handle_batch(lambda_event(batch)).await;
+    let context = seen.lock().unwrap().concat();
+    assert!(context.contains("S:1"), "{context}");
+    for text in [format!("{service:?}"), context] {
+        assert!(!text.contains("very-secret-token"), "{text}");
+    }
+}
