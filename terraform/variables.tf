@@ -80,7 +80,7 @@ variable "cpu_architecture" {
 
 variable "metrics_port" {
   type        = number
-  description = "Port where every shardline process serves /metrics, /healthz and /readyz (SHARDLINE_METRICS_ADDR)."
+  description = "Port where every shardline process serves /metrics, /healthz and /readyz (SHARDLINE_METRICS_LISTEN)."
   default     = 9090
 
   validation {

@@ -29,6 +29,7 @@
 //!   ordered ephemeral consumer; JSON Lines and counting sinks; progress and resume.
 
 pub mod bridge;
+mod connect;
 pub mod dlq;
 mod record;
 pub mod replay;
@@ -41,6 +42,7 @@ pub use bridge::{
     DeadLetterPolicy, EventFilter, HttpTargetConfig, LambdaTargetConfig, Ordering, RetryConfig,
     RouteConfig, RouteStatus, StartPolicy, TargetConfig, TargetState,
 };
+pub use connect::{ConnectError, NatsSettings};
 pub use record::{RecordError, StoredDispatch};
 pub use resend::{RouteSender, SendReport};
 pub use streams::{

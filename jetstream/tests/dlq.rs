@@ -241,19 +241,6 @@ async fn replay_to_a_route_runs_beside_live_delivery() {
             n,
         })
         .collect();
-    let live_env_js = env.js.clone();
-    let live_names = env.names.clone();
-    let publisher = tokio::spawn({
-        let env = Env {
-            server: shardline_harness::NatsServer::start(),
-            client: env.client.clone(),
-            js: live_env_js,
-            names: live_names,
-        };
-        async move {
-            publish(&env, &live).await;
-        }
-    });
     let stop = CancellationToken::new();
     let mut sink = RouteSender::for_route(&route, stop.clone()).await.unwrap();
     let selection = Selection {
@@ -264,7 +251,7 @@ async fn replay_to_a_route_runs_beside_live_delivery() {
         mark_replay: true,
         ..Default::default()
     };
-    let outcome = replay::replay(
+    let replaying = replay::replay(
         &env.js,
         &env.names,
         &selection,
@@ -272,11 +259,9 @@ async fn replay_to_a_route_runs_beside_live_delivery() {
         &mut sink,
         &stop,
         |_| {},
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcome.progress.delivered, 60);
-    publisher.await.unwrap();
+    );
+    let (outcome, ()) = tokio::join!(replaying, publish(&env, &live));
+    assert_eq!(outcome.unwrap().progress.delivered, 60);
     receiver.wait_accepted(120, Duration::from_secs(15)).await;
     shutdown.cancel();
     bridge.wait().await;

@@ -1,9 +1,6 @@
 //! NATS connection options shared by every subcommand.
 
 use std::path::PathBuf;
-use std::time::Duration;
-
-use anyhow::Context as _;
 
 /// Where NATS is and which names to use.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,21 +29,16 @@ impl NatsArgs {
         Ok(shardline_wire::Names::new(&self.prefix, &self.app)?)
     }
 
-    /// Connects, failing with a message that names the URL.
+    /// Connects, failing with a message that names the URL. User, password
+    /// and CA come from `SHARDLINE_NATS_USER`, `SHARDLINE_NATS_PASSWORD`,
+    /// `SHARDLINE_NATS_CA_PEM` / `SHARDLINE_NATS_CA_FILE`.
     pub async fn connect(&self) -> anyhow::Result<async_nats::Client> {
-        let mut options = async_nats::ConnectOptions::new()
-            .name("shardline")
-            .connection_timeout(Duration::from_secs(5));
+        let mut settings =
+            shardline_jetstream::NatsSettings::from_env(|name| std::env::var(name).ok());
+        settings.url = Some(self.nats_url.clone());
         if let Some(creds) = &self.nats_creds {
-            options = options
-                .credentials_file(creds)
-                .await
-                .with_context(|| format!("reading NATS credentials {}", creds.display()))?;
+            settings.creds_file = Some(creds.clone());
         }
-        let urls: Vec<&str> = self.nats_url.split(',').map(str::trim).collect();
-        options
-            .connect(urls)
-            .await
-            .with_context(|| format!("connecting to NATS at {}", self.nats_url))
+        Ok(settings.connect("shardline").await?)
     }
 }

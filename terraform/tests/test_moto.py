@@ -313,7 +313,7 @@ def test_gateway_and_bridge_task_definitions(applied):
         assert env["SHARDLINE_NATS_URL"] == outputs["nats_url"]
         assert env["SHARDLINE_APP"] == APP
         assert env["SHARDLINE_STREAM_REPLICAS"] == "3"
-        assert env["SHARDLINE_METRICS_ADDR"] == "0.0.0.0:9090"
+        assert env["SHARDLINE_METRICS_LISTEN"] == "0.0.0.0:9090"
         assert "9090/healthz" in " ".join(main["healthCheck"]["command"])
         secrets = {s["name"]: s["valueFrom"] for s in main["secrets"]}
         assert secrets["SHARDLINE_NATS_PASSWORD"] == outputs["nats_auth_secret_arn"] + ":password::"
