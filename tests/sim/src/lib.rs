@@ -268,6 +268,13 @@ impl SimHandle {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Stream dispatches generated so far (cheap; what the caps count).
+    pub fn stream_events(&self) -> u64 {
+        self.shared
+            .stream_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Stops the simulator and waits for its listener to close.
     pub async fn shutdown(mut self) {
         self.shared.shutdown.cancel();
