@@ -124,7 +124,10 @@ async fn connect_all(url: &str, args: &Args, identify: bool, counts: &Arc<Counts
     while counts.ready.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed)
         < u64::from(args.shards)
     {
-        assert!(started.elapsed() < Duration::from_secs(120), "clients not ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "clients not ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
@@ -234,8 +237,7 @@ async fn reference_run(args: &Args) -> (u64, f64, f64) {
     let counts = Arc::new(Counts::default());
     connect_all(&url, args, false, &counts).await;
     let opened = open.load(Ordering::Relaxed);
-    let (server, client) =
-        measure(args.secs, &counts, || written.load(Ordering::Relaxed)).await;
+    let (server, client) = measure(args.secs, &counts, || written.load(Ordering::Relaxed)).await;
     accept.abort();
     (opened, server, client)
 }

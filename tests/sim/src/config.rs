@@ -111,6 +111,11 @@ pub struct SimConfig {
     /// Default 60 s.
     #[serde(with = "duration_text")]
     pub command_window: Duration,
+    /// REQUEST_GUILD_MEMBERS for all members of a guild (empty query, limit
+    /// 0) is allowed once per guild per this window; more get a
+    /// RATE_LIMITED dispatch. Default 30 s.
+    #[serde(with = "duration_text")]
+    pub member_request_window: Duration,
     /// Largest payload a client may send, in bytes. Default 4096.
     pub max_payload: usize,
     /// More guilds than this on one shard closes IDENTIFY with 4011. Default 2500.
@@ -152,6 +157,7 @@ impl Default for SimConfig {
             session_ttl: Duration::from_secs(180),
             command_limit: 120,
             command_window: Duration::from_secs(60),
+            member_request_window: Duration::from_secs(30),
             max_payload: 4096,
             max_guilds_per_shard: 2500,
             allowed_privileged_intents: PRIVILEGED_INTENTS,

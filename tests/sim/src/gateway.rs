@@ -11,6 +11,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument as _;
 
 use crate::compress::{Compress, Encoder};
 use crate::config::{KNOWN_INTENTS, PRIVILEGED_INTENTS};
@@ -74,18 +75,20 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, compress: Comp
     let id = shared.next_conn_id();
     shared.set_conn_shard(id, None);
     let span = tracing::debug_span!("connection", conn = id, compress = ?compress);
-    let _enter = span.enter();
-    drop(_enter);
-    match Encoder::new(compress) {
-        Ok(encoder) => {
-            let mut conn = Connection::new(id, shared.clone(), compress, encoder);
-            let (tx, rx) = socket.split();
-            let end = conn.run(tx, rx).await;
-            tracing::debug!(conn = id, end = ?end, "connection ended");
-            conn.detach(end);
+    async {
+        match Encoder::new(compress) {
+            Ok(encoder) => {
+                let mut conn = Connection::new(id, shared.clone(), compress, encoder);
+                let (tx, rx) = socket.split();
+                let end = conn.run(tx, rx).await;
+                tracing::debug!(end = ?end, "connection ended");
+                conn.detach(end);
+            }
+            Err(error) => tracing::warn!(%error, "no compression context"),
         }
-        Err(error) => tracing::warn!(%error, "no compression context"),
     }
+    .instrument(span)
+    .await;
     shared.remove_conn(id);
     shared.conns_open.fetch_sub(1, Ordering::Relaxed);
 }
@@ -539,12 +542,27 @@ impl Connection {
         };
         let nonce = d.get("nonce").and_then(Value::as_str).map(str::to_owned);
         let limit = d.get("limit").and_then(Value::as_u64).unwrap_or(0);
+        let all_members = limit == 0
+            && d.get("user_ids").is_none_or(Value::is_null)
+            && d.get("query").and_then(Value::as_str) == Some("");
         let seed = self.shared.config.seed;
         for guild in guild_ids {
-            if shard_of(guild, self.num_shards) == self.shard.unwrap_or(0) {
-                let chunk = events::members_chunk(guild, nonce.as_deref(), seed, limit);
-                self.dispatch("GUILD_MEMBERS_CHUNK", &chunk);
+            if shard_of(guild, self.num_shards) != self.shard.unwrap_or(0) {
+                continue;
             }
+            if all_members && let Err(retry_after) = self.shared.try_member_request(guild) {
+                self.shared.violation(Violation::MemberRequestRateLimit);
+                let mut meta = json!({"guild_id": guild.to_string()});
+                if let (Some(nonce), Some(map)) = (&nonce, meta.as_object_mut()) {
+                    map.insert("nonce".into(), json!(nonce));
+                }
+                let d =
+                    json!({"opcode": 8, "retry_after": retry_after.as_secs_f64(), "meta": meta});
+                self.dispatch("RATE_LIMITED", &d);
+                continue;
+            }
+            let chunk = events::members_chunk(guild, nonce.as_deref(), seed, limit);
+            self.dispatch("GUILD_MEMBERS_CHUNK", &chunk);
         }
     }
 

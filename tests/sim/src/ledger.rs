@@ -45,6 +45,9 @@ pub enum Violation {
     DisallowedIntents,
     /// No heartbeat within the timeout (close 4009).
     HeartbeatTimeout,
+    /// REQUEST_GUILD_MEMBERS for all members of a guild again within
+    /// `member_request_window` (answered with RATE_LIMITED).
+    MemberRequestRateLimit,
 }
 
 impl Violation {
@@ -66,6 +69,7 @@ impl Violation {
             Self::InvalidIntents => "invalid_intents",
             Self::DisallowedIntents => "disallowed_intents",
             Self::HeartbeatTimeout => "heartbeat_timeout",
+            Self::MemberRequestRateLimit => "member_request_rate_limit",
         }
     }
 }

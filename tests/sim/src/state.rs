@@ -187,6 +187,7 @@ pub(crate) struct Shared {
     session_index: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
     ledger: Mutex<LedgerInner>,
     buckets: Mutex<HashMap<u32, Instant>>,
+    member_requests: Mutex<HashMap<u64, Instant>>,
     start_limit: Mutex<StartLimit>,
     pub(crate) revoked: AtomicBool,
     pub(crate) broadcast: broadcast::Sender<Broadcast>,
@@ -218,6 +219,7 @@ impl Shared {
             session_index: Mutex::new(HashMap::new()),
             ledger: Mutex::new(LedgerInner::default()),
             buckets: Mutex::new(HashMap::new()),
+            member_requests: Mutex::new(HashMap::new()),
             start_limit: Mutex::new(StartLimit {
                 remaining,
                 reset_at: now + config.session_start_reset,
@@ -318,6 +320,21 @@ impl Shared {
         } else {
             StartOutcome::Ok
         }
+    }
+
+    /// Takes the all-members request slot of `guild`; `Err(retry_after)`
+    /// while its window is closed.
+    pub(crate) fn try_member_request(&self, guild: u64) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut requests = lock(&self.member_requests);
+        if let Some(last) = requests.get(&guild) {
+            let since = now.duration_since(*last);
+            if since < self.config.member_request_window {
+                return Err(self.config.member_request_window - since);
+            }
+        }
+        requests.insert(guild, now);
+        Ok(())
     }
 
     pub(crate) fn session_start_limit(&self) -> SessionStartLimit {

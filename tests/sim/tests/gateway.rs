@@ -266,6 +266,36 @@ async fn request_guild_members_is_answered_and_recorded() {
 }
 
 #[tokio::test]
+async fn all_member_requests_are_rate_limited_per_guild() {
+    let sim = Simulator::start(SimConfig {
+        events_per_second: 0.0,
+        member_request_window: Duration::from_millis(1000),
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let (mut client, _) = ready(&sim, None, [0, 1]).await;
+    let guild = sim.guild_ids(0, 1)[0].to_string();
+    let all = serde_json::json!({"op": 8, "d": {"guild_id": guild, "query": "", "limit": 0, "nonce": "a"}});
+    client.send(all.clone()).await;
+    client.until(0, Some("GUILD_MEMBERS_CHUNK")).await;
+    client.send(all.clone()).await;
+    let limited = client.until(0, Some("RATE_LIMITED")).await;
+    assert_eq!(limited["d"]["opcode"], 8);
+    assert_eq!(limited["d"]["meta"]["guild_id"], guild);
+    assert_eq!(limited["d"]["meta"]["nonce"], "a");
+    assert!(limited["d"]["retry_after"].as_f64().unwrap() > 0.0);
+    tokio::time::sleep(Duration::from_millis(1020)).await;
+    client.send(all).await;
+    client.until(0, Some("GUILD_MEMBERS_CHUNK")).await;
+    assert_eq!(
+        sim.stats()
+            .violations_of(shardline_sim::Violation::MemberRequestRateLimit),
+        1
+    );
+}
+
+#[tokio::test]
 async fn server_heartbeat_request_is_answered() {
     let sim = Simulator::start(SimConfig {
         events_per_second: 0.0,
