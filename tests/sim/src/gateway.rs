@@ -401,6 +401,11 @@ impl Connection {
             return closed(4014, "disallowed intent(s)", Violation::DisallowedIntents);
         }
         let total = shared.guild_count.load(Ordering::SeqCst);
+        if total > crate::SimConfig::LARGE_BOT_GUILDS
+            && num_shards % config.large_bot_shard_multiple != 0
+        {
+            return closed(4010, "invalid shard", Violation::InvalidShard);
+        }
         let guilds = guilds_for_shard(shard_id, num_shards, total);
         if guilds.len() as u64 > config.max_guilds_per_shard {
             return closed(4011, "sharding required", Violation::ShardingRequired);

@@ -346,6 +346,17 @@ async fn identify_rules() {
     )
     .await;
     closes_with(
+        SimConfig {
+            guilds: 150_001,
+            max_guilds_per_shard: 1_000_000,
+            ..quiet()
+        },
+        identify("sim-token", [0, 20], INTENTS),
+        4010,
+        Violation::InvalidShard,
+    )
+    .await;
+    closes_with(
         quiet(),
         identify("sim-token", [0, 1], 1 << 17),
         4013,
