@@ -203,15 +203,7 @@ async fn guilds_grow_over_time() {
         499 + 3,
         "the session's guild list grew"
     );
-    let bot: Value = reqwest::Client::new()
-        .get(format!("{}/gateway/bot", sim.api_url()))
-        .header("Authorization", "Bot sim-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bot = common::gateway_bot(&sim).await;
     assert_eq!(bot["shards"], 2, "1004 guilds → 2 shards");
 }
 

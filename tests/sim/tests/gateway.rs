@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Client, INTENTS, Incoming};
-use shardline_sim::{SessionState, SimConfig, SimHandle, Simulator};
+use common::{Client, INTENTS, Incoming, ready_client as ready, resume_on_new_connection};
+use shardline_sim::{SessionState, SimConfig, Simulator};
 
 fn fast() -> SimConfig {
     SimConfig {
@@ -19,17 +19,6 @@ fn fast() -> SimConfig {
         identify_window: Duration::from_millis(1),
         ..SimConfig::default()
     }
-}
-
-async fn ready(sim: &SimHandle, compress: Option<&str>, shard: [u32; 2]) -> (Client, String) {
-    let mut client = Client::connect(&sim.gateway_url(), "/", compress).await;
-    client.hello().await;
-    client.identify(shard, INTENTS).await;
-    let ready = client.until(0, Some("READY")).await;
-    (
-        client,
-        ready["d"]["session_id"].as_str().unwrap().to_owned(),
-    )
 }
 
 async fn stream_in(compress: Option<&str>) {
@@ -201,9 +190,7 @@ async fn unknown_or_ended_sessions_get_op9_false() {
     client.close(1000).await;
     drop(client);
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let mut client = Client::connect(&sim.gateway_url(), "/resume", None).await;
-    client.hello().await;
-    client.resume(&session_id, 1).await;
+    let mut client = resume_on_new_connection(&sim, &session_id, 1).await;
     let v = client.until(9, None).await;
     assert_eq!(v["d"], false);
     let stats = sim.stats();
@@ -225,9 +212,7 @@ async fn expired_sessions_cannot_resume() {
     client.close(4000).await;
     drop(client);
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let mut client = Client::connect(&sim.gateway_url(), "/resume", None).await;
-    client.hello().await;
-    client.resume(&session_id, 1).await;
+    let mut client = resume_on_new_connection(&sim, &session_id, 1).await;
     let v = client.until(9, None).await;
     assert_eq!(v["d"], false);
 }

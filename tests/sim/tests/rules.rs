@@ -183,19 +183,8 @@ async fn spending_the_last_session_start_revokes_the_token() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
-    let remaining = || async {
-        let v: Value = http
-            .get(format!("{}/gateway/bot", sim.api_url()))
-            .header("Authorization", "Bot sim-token")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["session_start_limit"]["remaining"].as_u64()
-    };
+    let remaining =
+        || async { common::gateway_bot(&sim).await["session_start_limit"]["remaining"].as_u64() };
     let (mut a, session_a) = ready_client(&sim, None, [0, 2]).await;
     assert_eq!(remaining().await, Some(2));
     let (mut b, _) = ready_client(&sim, None, [1, 2]).await;
@@ -211,8 +200,7 @@ async fn spending_the_last_session_start_revokes_the_token() {
     let mut d = hello_client(&sim).await;
     d.identify([1, 2], INTENTS).await;
     assert_eq!(d.closed().await, Some(4004));
-    let mut e = hello_client(&sim).await;
-    e.resume(&session_a, 1).await;
+    let mut e = common::resume_on_new_connection(&sim, &session_a, 1).await;
     assert_eq!(e.closed().await, Some(4004));
 
     let stats = sim.stats();
@@ -320,59 +308,61 @@ async fn payload_rules() {
 
 #[tokio::test]
 async fn identify_rules() {
-    closes_with(
-        quiet(),
-        identify("wrong", [0, 1], INTENTS),
-        4004,
-        Violation::AuthenticationFailed,
-    )
-    .await;
-    closes_with(
-        quiet(),
-        identify("sim-token", [2, 2], INTENTS),
-        4010,
-        Violation::InvalidShard,
-    )
-    .await;
-    closes_with(
-        SimConfig {
-            guilds: 30,
-            max_guilds_per_shard: 10,
-            ..quiet()
-        },
-        identify("sim-token", [0, 2], INTENTS),
-        4011,
-        Violation::ShardingRequired,
-    )
-    .await;
-    closes_with(
-        SimConfig {
-            guilds: 150_001,
-            max_guilds_per_shard: 1_000_000,
-            ..quiet()
-        },
-        identify("sim-token", [0, 20], INTENTS),
-        4010,
-        Violation::InvalidShard,
-    )
-    .await;
-    closes_with(
-        quiet(),
-        identify("sim-token", [0, 1], 1 << 17),
-        4013,
-        Violation::InvalidIntents,
-    )
-    .await;
-    closes_with(
-        SimConfig {
-            allowed_privileged_intents: 0,
-            ..quiet()
-        },
-        identify("sim-token", [0, 1], 1 | (1 << 8)),
-        4014,
-        Violation::DisallowedIntents,
-    )
-    .await;
+    let big_bot = SimConfig {
+        guilds: 150_001,
+        max_guilds_per_shard: 1_000_000,
+        ..quiet()
+    };
+    let crowded = SimConfig {
+        guilds: 30,
+        max_guilds_per_shard: 10,
+        ..quiet()
+    };
+    let no_privileges = SimConfig {
+        allowed_privileged_intents: 0,
+        ..quiet()
+    };
+    let cases = [
+        (
+            quiet(),
+            identify("wrong", [0, 1], INTENTS),
+            4004,
+            Violation::AuthenticationFailed,
+        ),
+        (
+            quiet(),
+            identify("sim-token", [2, 2], INTENTS),
+            4010,
+            Violation::InvalidShard,
+        ),
+        (
+            big_bot,
+            identify("sim-token", [0, 20], INTENTS),
+            4010,
+            Violation::InvalidShard,
+        ),
+        (
+            crowded,
+            identify("sim-token", [0, 2], INTENTS),
+            4011,
+            Violation::ShardingRequired,
+        ),
+        (
+            quiet(),
+            identify("sim-token", [0, 1], 1 << 17),
+            4013,
+            Violation::InvalidIntents,
+        ),
+        (
+            no_privileges,
+            identify("sim-token", [0, 1], 1 | (1 << 8)),
+            4014,
+            Violation::DisallowedIntents,
+        ),
+    ];
+    for (config, payload, code, kind) in cases {
+        closes_with(config, payload, code, kind).await;
+    }
 }
 
 #[tokio::test]
@@ -396,8 +386,7 @@ async fn resume_past_the_last_seq_closes_4007() {
     client.close(4000).await;
     drop(client);
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let mut client = hello_client(&sim).await;
-    client.resume(&session_id, 10_000).await;
+    let mut client = common::resume_on_new_connection(&sim, &session_id, 10_000).await;
     assert_eq!(client.closed().await, Some(4007));
     assert_eq!(sim.stats().violations_of(Violation::InvalidSeq), 1);
 }
