@@ -138,12 +138,39 @@ async fn connect_all(url: &str, args: &Args, identify: bool, counts: &Arc<Counts
     );
 }
 
-/// Measures `secs` seconds; returns (server-side rate, client-side rate).
-async fn measure(secs: u64, counts: &Counts, server: impl Fn() -> u64) -> (f64, f64) {
+/// CPU time this process has used, in seconds (user + system, from
+/// /proc/self/stat at the usual 100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// What one measured window saw.
+struct Window {
+    server_rate: f64,
+    client_rate: f64,
+    /// Cores busy in the whole process (simulator or reference server, and
+    /// the clients).
+    cores: f64,
+}
+
+/// Measures `secs` seconds.
+async fn measure(secs: u64, counts: &Counts, server: impl Fn() -> u64) -> Window {
     tokio::time::sleep(Duration::from_secs(1)).await; // settle
-    let (s0, c0, t0) = (
+    let (s0, c0, cpu0, t0) = (
         server(),
         counts.dispatches.load(Ordering::Relaxed),
+        cpu_seconds(),
         Instant::now(),
     );
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -151,10 +178,14 @@ async fn measure(secs: u64, counts: &Counts, server: impl Fn() -> u64) -> (f64, 
     let s1 = server();
     let c1 = counts.dispatches.load(Ordering::Relaxed);
     #[allow(clippy::cast_precision_loss)]
-    ((s1 - s0) as f64 / elapsed, (c1 - c0) as f64 / elapsed)
+    Window {
+        server_rate: (s1 - s0) as f64 / elapsed,
+        client_rate: (c1 - c0) as f64 / elapsed,
+        cores: (cpu_seconds() - cpu0) / elapsed,
+    }
 }
 
-async fn simulator_run(args: &Args) -> (u64, f64, f64) {
+async fn simulator_run(args: &Args) -> (u64, Window) {
     let sim = Simulator::start(SimConfig {
         guilds: u64::from(args.shards) * 2,
         shards: Some(args.shards),
@@ -179,14 +210,14 @@ async fn simulator_run(args: &Args) -> (u64, f64, f64) {
     let counts = Arc::new(Counts::default());
     connect_all(&url, args, true, &counts).await;
     let open = sim.connections_open();
-    let (server, client) = measure(args.secs, &counts, || sim.stream_events()).await;
+    let window = measure(args.secs, &counts, || sim.stream_events()).await;
     sim.shutdown().await;
-    (open, server, client)
+    (open, window)
 }
 
 /// The reference server: per connection, every 200 ms, write the same
 /// pre-built ~600-byte dispatch `rate / 5` times, then flush.
-async fn reference_run(args: &Args) -> (u64, f64, f64) {
+async fn reference_run(args: &Args) -> (u64, Window) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let written = Arc::new(AtomicU64::new(0));
@@ -237,9 +268,9 @@ async fn reference_run(args: &Args) -> (u64, f64, f64) {
     let counts = Arc::new(Counts::default());
     connect_all(&url, args, false, &counts).await;
     let opened = open.load(Ordering::Relaxed);
-    let (server, client) = measure(args.secs, &counts, || written.load(Ordering::Relaxed)).await;
+    let window = measure(args.secs, &counts, || written.load(Ordering::Relaxed)).await;
     accept.abort();
-    (opened, server, client)
+    (opened, window)
 }
 
 fn main() {
@@ -266,16 +297,18 @@ fn main() {
             args.compress
         );
         println!("simulator:");
-        let (open, server, client) = simulator_run(&args).await;
+        let (open, w) = simulator_run(&args).await;
         println!(
-            "  RESULT simulator: {open} concurrent shard connections, {server:.0} dispatches/s emitted, {client:.0}/s received"
+            "  RESULT simulator: {open} concurrent shard connections, {:.0} dispatches/s emitted, {:.0}/s received, {:.2} cores busy (simulator + clients)",
+            w.server_rate, w.client_rate, w.cores
         );
         if args.reference {
             tokio::time::sleep(Duration::from_secs(1)).await;
             println!("reference (bare tokio-tungstenite server, pre-built frames):");
-            let (open, server, client) = reference_run(&args).await;
+            let (open, w) = reference_run(&args).await;
             println!(
-                "  RESULT reference: {open} concurrent connections, {server:.0} frames/s written, {client:.0}/s received"
+                "  RESULT reference: {open} concurrent connections, {:.0} frames/s written, {:.0}/s received, {:.2} cores busy (bare server + clients)",
+                w.server_rate, w.client_rate, w.cores
             );
         }
     });

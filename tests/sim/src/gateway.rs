@@ -41,6 +41,8 @@ enum Flow {
         violation: Option<Violation>,
     },
     Drop,
+    /// The client sent a close frame (with this code).
+    ClientClosed(Option<u16>),
 }
 
 impl Flow {
@@ -159,7 +161,7 @@ impl Connection {
                 () = shutdown.cancelled() => Flow::Close { code: 1001, reason: "simulator shutting down", violation: None },
                 message = rx.next() => match message {
                     None | Some(Err(_)) => return End::Gone,
-                    Some(Ok(Message::Close(frame))) => return End::ClientClose(frame.map(|f| f.code)),
+                    Some(Ok(Message::Close(frame))) => Flow::ClientClosed(frame.map(|f| f.code)),
                     Some(Ok(Message::Text(text))) => self.on_payload(text.as_bytes()),
                     Some(Ok(Message::Binary(data))) => self.on_payload(&data),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
@@ -175,6 +177,11 @@ impl Connection {
             match flow {
                 Flow::Continue => {}
                 Flow::Drop => return End::Gone,
+                Flow::ClientClosed(code) => {
+                    // Sends the close reply the WebSocket layer queued.
+                    let _ = tx.flush().await;
+                    return End::ClientClose(code);
+                }
                 Flow::Close {
                     code,
                     reason,
