@@ -139,3 +139,58 @@ pub async fn run(args: SimArgs, shutdown: CancellationToken) -> anyhow::Result<(
     sim.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn flags_build_the_config() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--listen",
+            "127.0.0.1:9999",
+            "--guilds",
+            "5000",
+            "--max-concurrency",
+            "4",
+            "--identify-window",
+            "250ms",
+            "--events-per-second",
+            "12.5",
+            "--max-events-total",
+            "50000",
+            "--fault",
+            "reconnect@10s#2",
+            "--fault",
+            "grow=100/1m",
+        ])
+        .unwrap();
+        let (config, listen, run_for) = cli.sim.into_config().unwrap();
+        assert_eq!(listen.port(), 9999);
+        assert_eq!(run_for, None);
+        assert_eq!(config.guilds, 5000);
+        assert_eq!(config.max_concurrency, 4);
+        assert_eq!(config.identify_window, Duration::from_millis(250));
+        assert!((config.events_per_second - 12.5).abs() < f64::EPSILON);
+        assert_eq!(config.max_events_total, Some(50_000));
+        assert_eq!(config.faults.len(), 2);
+        assert_eq!(config.faults[0].shard, Some(2));
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let cli = Cli::try_parse_from(["sim", "--max-concurrency", "0"]).unwrap();
+        let error = cli.sim.into_config().unwrap_err().to_string();
+        assert!(error.contains("max_concurrency"), "{error}");
+        assert!(Cli::try_parse_from(["sim", "--fault", "explode"]).is_err());
+    }
+}

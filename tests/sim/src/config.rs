@@ -111,10 +111,18 @@ pub struct SimConfig {
     /// Default 60 s.
     #[serde(with = "duration_text")]
     pub command_window: Duration,
+    /// REQUEST_GUILD_MEMBERS for all members of a guild (empty query, limit
+    /// 0) is allowed once per guild per this window; more get a
+    /// RATE_LIMITED dispatch. Default 30 s.
+    #[serde(with = "duration_text")]
+    pub member_request_window: Duration,
     /// Largest payload a client may send, in bytes. Default 4096.
     pub max_payload: usize,
     /// More guilds than this on one shard closes IDENTIFY with 4011. Default 2500.
     pub max_guilds_per_shard: u64,
+    /// Large bot sharding: above 150 000 guilds the shard count must be a
+    /// multiple of this, or IDENTIFY closes with 4010. Default 16; 1 = off.
+    pub large_bot_shard_multiple: u32,
     /// Privileged intents (bits 1, 8, 15) the application may use; asking for
     /// another one closes with 4014. Default: all three.
     pub allowed_privileged_intents: u64,
@@ -152,8 +160,10 @@ impl Default for SimConfig {
             session_ttl: Duration::from_secs(180),
             command_limit: 120,
             command_window: Duration::from_secs(60),
+            member_request_window: Duration::from_secs(30),
             max_payload: 4096,
             max_guilds_per_shard: 2500,
+            large_bot_shard_multiple: 16,
             allowed_privileged_intents: PRIVILEGED_INTENTS,
             record_event_names: true,
             faults: Vec::new(),
@@ -203,6 +213,9 @@ impl SimConfig {
         if self.max_payload < 64 {
             return bad("max_payload", "must be at least 64 bytes");
         }
+        if self.large_bot_shard_multiple == 0 {
+            return bad("large_bot_shard_multiple", "must be at least 1");
+        }
         if self.resume_buffer == 0 {
             return bad("resume_buffer", "must be at least 1");
         }
@@ -214,6 +227,9 @@ impl SimConfig {
         self.shards
             .unwrap_or_else(|| u32::try_from(guilds.div_ceil(1000).max(1)).unwrap_or(u32::MAX))
     }
+
+    /// Guild count above which large bot sharding applies.
+    pub const LARGE_BOT_GUILDS: u64 = 150_000;
 
     /// The heartbeat timeout in force.
     pub fn heartbeat_timeout(&self) -> Duration {
@@ -283,6 +299,26 @@ mod tests {
             ..SimConfig::default()
         };
         assert_eq!(fixed.recommended_shards(1), 7);
+    }
+
+    #[test]
+    fn reads_toml_with_durations() {
+        let config: SimConfig = toml::from_str(
+            r#"
+            token = "abc"
+            guilds = 300
+            identify_window = "50ms"
+            heartbeat_timeout = "2s"
+            events_per_second = 20.0
+            faults = [{ fault = { kind = "close", code = 4000 }, shard = 1, after = "5s" }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.token.expose(), "abc");
+        assert_eq!(config.identify_window, Duration::from_millis(50));
+        assert_eq!(config.heartbeat_timeout(), Duration::from_secs(2));
+        assert_eq!(config.faults[0].after, Duration::from_secs(5));
+        assert!(toml::from_str::<SimConfig>("bogus = 1").is_err());
     }
 
     #[test]

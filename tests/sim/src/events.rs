@@ -593,5 +593,8 @@ mod tests {
             &members_chunk(guild_id(0), Some("n"), 1, 3),
         ));
         parse(&dispatch("RESUMED", 4, &json!({"_trace": []})));
+        // RATE_LIMITED is left out: twilight-model 0.18 expects `meta` as an
+        // externally tagged enum ({"RequestGuildMembers": {..}}), while
+        // Discord documents (and the simulator sends) the fields directly.
     }
 }

@@ -11,6 +11,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument as _;
 
 use crate::compress::{Compress, Encoder};
 use crate::config::{KNOWN_INTENTS, PRIVILEGED_INTENTS};
@@ -40,6 +41,8 @@ enum Flow {
         violation: Option<Violation>,
     },
     Drop,
+    /// The client sent a close frame (with this code).
+    ClientClosed(Option<u16>),
 }
 
 impl Flow {
@@ -74,18 +77,20 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, compress: Comp
     let id = shared.next_conn_id();
     shared.set_conn_shard(id, None);
     let span = tracing::debug_span!("connection", conn = id, compress = ?compress);
-    let _enter = span.enter();
-    drop(_enter);
-    match Encoder::new(compress) {
-        Ok(encoder) => {
-            let mut conn = Connection::new(id, shared.clone(), compress, encoder);
-            let (tx, rx) = socket.split();
-            let end = conn.run(tx, rx).await;
-            tracing::debug!(conn = id, end = ?end, "connection ended");
-            conn.detach(end);
+    async {
+        match Encoder::new(compress) {
+            Ok(encoder) => {
+                let mut conn = Connection::new(id, shared.clone(), compress, encoder);
+                let (tx, rx) = socket.split();
+                let end = conn.run(tx, rx).await;
+                tracing::debug!(end = ?end, "connection ended");
+                conn.detach(end);
+            }
+            Err(error) => tracing::warn!(%error, "no compression context"),
         }
-        Err(error) => tracing::warn!(%error, "no compression context"),
     }
+    .instrument(span)
+    .await;
     shared.remove_conn(id);
     shared.conns_open.fetch_sub(1, Ordering::Relaxed);
 }
@@ -156,7 +161,7 @@ impl Connection {
                 () = shutdown.cancelled() => Flow::Close { code: 1001, reason: "simulator shutting down", violation: None },
                 message = rx.next() => match message {
                     None | Some(Err(_)) => return End::Gone,
-                    Some(Ok(Message::Close(frame))) => return End::ClientClose(frame.map(|f| f.code)),
+                    Some(Ok(Message::Close(frame))) => Flow::ClientClosed(frame.map(|f| f.code)),
                     Some(Ok(Message::Text(text))) => self.on_payload(text.as_bytes()),
                     Some(Ok(Message::Binary(data))) => self.on_payload(&data),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
@@ -172,6 +177,11 @@ impl Connection {
             match flow {
                 Flow::Continue => {}
                 Flow::Drop => return End::Gone,
+                Flow::ClientClosed(code) => {
+                    // Sends the close reply the WebSocket layer queued.
+                    let _ = tx.flush().await;
+                    return End::ClientClose(code);
+                }
                 Flow::Close {
                     code,
                     reason,
@@ -398,6 +408,11 @@ impl Connection {
             return closed(4014, "disallowed intent(s)", Violation::DisallowedIntents);
         }
         let total = shared.guild_count.load(Ordering::SeqCst);
+        if total > crate::SimConfig::LARGE_BOT_GUILDS
+            && num_shards % config.large_bot_shard_multiple != 0
+        {
+            return closed(4010, "invalid shard", Violation::InvalidShard);
+        }
         let guilds = guilds_for_shard(shard_id, num_shards, total);
         if guilds.len() as u64 > config.max_guilds_per_shard {
             return closed(4011, "sharding required", Violation::ShardingRequired);
@@ -539,12 +554,27 @@ impl Connection {
         };
         let nonce = d.get("nonce").and_then(Value::as_str).map(str::to_owned);
         let limit = d.get("limit").and_then(Value::as_u64).unwrap_or(0);
+        let all_members = limit == 0
+            && d.get("user_ids").is_none_or(Value::is_null)
+            && d.get("query").and_then(Value::as_str) == Some("");
         let seed = self.shared.config.seed;
         for guild in guild_ids {
-            if shard_of(guild, self.num_shards) == self.shard.unwrap_or(0) {
-                let chunk = events::members_chunk(guild, nonce.as_deref(), seed, limit);
-                self.dispatch("GUILD_MEMBERS_CHUNK", &chunk);
+            if shard_of(guild, self.num_shards) != self.shard.unwrap_or(0) {
+                continue;
             }
+            if all_members && let Err(retry_after) = self.shared.try_member_request(guild) {
+                self.shared.violation(Violation::MemberRequestRateLimit);
+                let mut meta = json!({"guild_id": guild.to_string()});
+                if let (Some(nonce), Some(map)) = (&nonce, meta.as_object_mut()) {
+                    map.insert("nonce".into(), json!(nonce));
+                }
+                let d =
+                    json!({"opcode": 8, "retry_after": retry_after.as_secs_f64(), "meta": meta});
+                self.dispatch("RATE_LIMITED", &d);
+                continue;
+            }
+            let chunk = events::members_chunk(guild, nonce.as_deref(), seed, limit);
+            self.dispatch("GUILD_MEMBERS_CHUNK", &chunk);
         }
     }
 

@@ -35,7 +35,8 @@ pub enum Violation {
     AuthenticationFailed,
     /// A RESUME with a sequence the session never reached (close 4007).
     InvalidSeq,
-    /// A shard id not below the shard count (close 4010).
+    /// A shard id not below the shard count, or a large bot's shard count
+    /// not a multiple of `large_bot_shard_multiple` (close 4010).
     InvalidShard,
     /// Too many guilds on one shard (close 4011).
     ShardingRequired,
@@ -45,6 +46,9 @@ pub enum Violation {
     DisallowedIntents,
     /// No heartbeat within the timeout (close 4009).
     HeartbeatTimeout,
+    /// REQUEST_GUILD_MEMBERS for all members of a guild again within
+    /// `member_request_window` (answered with RATE_LIMITED).
+    MemberRequestRateLimit,
 }
 
 impl Violation {
@@ -66,6 +70,7 @@ impl Violation {
             Self::InvalidIntents => "invalid_intents",
             Self::DisallowedIntents => "disallowed_intents",
             Self::HeartbeatTimeout => "heartbeat_timeout",
+            Self::MemberRequestRateLimit => "member_request_rate_limit",
         }
     }
 }
@@ -290,6 +295,11 @@ impl SimStats {
                 .iter()
                 .map(move |e| (s.session_id.as_str(), s.shard_id, e.seq, e.name.as_str()))
         })
+    }
+
+    /// The IDENTIFYs of one bucket, in order (each has `at_ms`).
+    pub fn identifies_in_bucket(&self, bucket: u32) -> impl Iterator<Item = &IdentifyRecord> {
+        self.identifies.iter().filter(move |i| i.bucket == bucket)
     }
 
     /// How many dispatches were written to clients in total (distinct seqs).

@@ -47,8 +47,21 @@
 //! revokes the token: every connection closes 4004, and so does any later
 //! IDENTIFY); `command_limit` commands per `command_window` (4008); payloads
 //! over `max_payload` (4002); bad token (4004); invalid shard (4010); too many
-//! guilds per shard (4011); unknown or disallowed intents (4013/4014); no
-//! heartbeat within `heartbeat_timeout` (4009).
+//! guilds per shard (4011), or a large bot's shard count not a multiple of
+//! `large_bot_shard_multiple` (4010); unknown or disallowed intents
+//! (4013/4014); no heartbeat within `heartbeat_timeout` (4009); more than one
+//! all-members REQUEST_GUILD_MEMBERS per guild per `member_request_window`
+//! (a RATE_LIMITED dispatch). Protocol order is checked too: 4001 unknown
+//! opcode, 4003 command before IDENTIFY, 4005 second IDENTIFY, 4007 RESUME
+//! past the session's last seq.
+//!
+//! # The ledger and exactly-once checks
+//! A dispatch counts as *sent* once the WebSocket flush that carried it
+//! succeeded ([`SessionStats::sent`], as seq ranges; [`SessionStats::events`]
+//! names each). A dispatch generated for a connection that died before the
+//! flush sits in the session's resume buffer and becomes sent when a RESUME
+//! replays it. So a gateway under test must hold every `(session_id, seq)`
+//! of [`SimStats::emitted`] exactly once.
 //!
 //! # Determinism
 //! Guild ids, session ids and the dispatch mix follow `seed`. The stream
@@ -265,6 +278,13 @@ impl SimHandle {
     pub fn connections_open(&self) -> u64 {
         self.shared
             .conns_open
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stream dispatches generated so far (cheap; what the caps count).
+    pub fn stream_events(&self) -> u64 {
+        self.shared
+            .stream_total
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 

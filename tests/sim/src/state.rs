@@ -187,6 +187,7 @@ pub(crate) struct Shared {
     session_index: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
     ledger: Mutex<LedgerInner>,
     buckets: Mutex<HashMap<u32, Instant>>,
+    member_requests: Mutex<HashMap<u64, Instant>>,
     start_limit: Mutex<StartLimit>,
     pub(crate) revoked: AtomicBool,
     pub(crate) broadcast: broadcast::Sender<Broadcast>,
@@ -218,6 +219,7 @@ impl Shared {
             session_index: Mutex::new(HashMap::new()),
             ledger: Mutex::new(LedgerInner::default()),
             buckets: Mutex::new(HashMap::new()),
+            member_requests: Mutex::new(HashMap::new()),
             start_limit: Mutex::new(StartLimit {
                 remaining,
                 reset_at: now + config.session_start_reset,
@@ -318,6 +320,21 @@ impl Shared {
         } else {
             StartOutcome::Ok
         }
+    }
+
+    /// Takes the all-members request slot of `guild`; `Err(retry_after)`
+    /// while its window is closed.
+    pub(crate) fn try_member_request(&self, guild: u64) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut requests = lock(&self.member_requests);
+        if let Some(last) = requests.get(&guild) {
+            let since = now.duration_since(*last);
+            if since < self.config.member_request_window {
+                return Err(self.config.member_request_window - since);
+            }
+        }
+        requests.insert(guild, now);
+        Ok(())
     }
 
     pub(crate) fn session_start_limit(&self) -> SessionStartLimit {
@@ -501,5 +518,73 @@ impl Shared {
             token_revoked: self.revoked.load(Ordering::Relaxed),
             session_start_limit: self.session_start_limit(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(config: SimConfig) -> Shared {
+        Shared::new(config, "http://x".into(), "ws://x".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_hold_exactly_one_identify_per_default_window() {
+        let s = shared(SimConfig {
+            max_concurrency: 2,
+            ..SimConfig::default()
+        });
+        assert_eq!(s.try_start(0), StartOutcome::Ok);
+        assert_eq!(s.try_start(1), StartOutcome::Ok, "another bucket");
+        tokio::time::advance(Duration::from_millis(4999)).await;
+        assert_eq!(s.try_start(0), StartOutcome::RateLimited);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(s.try_start(0), StartOutcome::Ok, "5 s later");
+        assert_eq!(s.session_start_limit().remaining, 997);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_start_exhausts_and_the_limit_resets_after_a_day() {
+        let s = shared(SimConfig {
+            identify_window: Duration::from_millis(1),
+            session_start_total: 5,
+            session_start_remaining: Some(2),
+            ..SimConfig::default()
+        });
+        assert_eq!(s.try_start(0), StartOutcome::Ok);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(s.try_start(0), StartOutcome::Exhausted);
+        assert_eq!(s.session_start_limit().remaining, 0);
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        let limit = s.session_start_limit();
+        assert_eq!(limit.remaining, 5);
+        assert_eq!(s.try_start(0), StartOutcome::Ok);
+        assert_eq!(s.session_start_limit().remaining, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn all_member_requests_once_per_guild_per_30s() {
+        let s = shared(SimConfig::default());
+        assert!(s.try_member_request(7).is_ok());
+        assert!(s.try_member_request(8).is_ok(), "another guild");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(s.try_member_request(7), Err(Duration::from_secs(20)));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(s.try_member_request(7).is_ok());
+    }
+
+    #[tokio::test]
+    async fn caps_hold_per_shard_and_in_total() {
+        let s = shared(SimConfig {
+            max_events_per_shard: Some(10),
+            max_events_total: Some(15),
+            ..SimConfig::default()
+        });
+        assert_eq!(s.take_stream_quota(0, 8), 8);
+        assert_eq!(s.take_stream_quota(0, 8), 2, "shard cap");
+        assert_eq!(s.take_stream_quota(1, 8), 5, "total cap");
+        assert_eq!(s.take_stream_quota(2, 8), 0);
+        assert_eq!(s.stream_total.load(Ordering::Relaxed), 15);
     }
 }

@@ -152,7 +152,7 @@ async fn stall_silences_the_connection_for_a_while() {
     let sim = Simulator::start(streaming()).await.unwrap();
     let (mut client, _) = ready_client(&sim, None, [0, 1]).await;
     client.until(0, Some("MESSAGE_CREATE")).await;
-    sim.fault(Fault::Stall { ms: 300 });
+    sim.fault(Fault::Stall { ms: 600 });
     // Drain what was in flight, then expect silence.
     let started = tokio::time::Instant::now();
     let silent_for;
@@ -163,14 +163,14 @@ async fn stall_silences_the_connection_for_a_while() {
                 silent_for = before.elapsed();
                 break;
             }
-            Incoming::Payload(_) => assert!(started.elapsed() < Duration::from_millis(100)),
+            Incoming::Payload(_) => assert!(started.elapsed() < Duration::from_millis(250)),
             other => panic!("{other:?}"),
         }
     }
     assert!(silent_for >= Duration::from_millis(150));
     // And the stream comes back after the stall.
     let v = client.until(0, None).await;
-    assert!(started.elapsed() >= Duration::from_millis(250), "{v}");
+    assert!(started.elapsed() >= Duration::from_millis(550), "{v}");
 }
 
 #[tokio::test]
@@ -203,15 +203,7 @@ async fn guilds_grow_over_time() {
         499 + 3,
         "the session's guild list grew"
     );
-    let bot: Value = reqwest::Client::new()
-        .get(format!("{}/gateway/bot", sim.api_url()))
-        .header("Authorization", "Bot sim-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bot = common::gateway_bot(&sim).await;
     assert_eq!(bot["shards"], 2, "1004 guilds → 2 shards");
 }
 
@@ -242,7 +234,7 @@ async fn the_http_control_endpoint_applies_faults() {
 
 #[tokio::test]
 async fn scheduled_faults_fire_on_time() {
-    let fault: ScheduledFault = "close=4002@150ms#0".parse().unwrap();
+    let fault: ScheduledFault = "close=4002@500ms#0".parse().unwrap();
     let sim = Simulator::start(SimConfig {
         faults: vec![fault],
         ..quiet()
@@ -252,6 +244,6 @@ async fn scheduled_faults_fire_on_time() {
     let started = tokio::time::Instant::now();
     let (mut client, _) = ready_client(&sim, None, [0, 1]).await;
     assert_eq!(client.closed().await, Some(4002));
-    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(started.elapsed() >= Duration::from_millis(450));
     assert_eq!(sim.stats().faults[0].connections, 1);
 }

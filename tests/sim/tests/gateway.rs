@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Client, INTENTS, Incoming};
-use shardline_sim::{SessionState, SimConfig, SimHandle, Simulator};
+use common::{Client, INTENTS, Incoming, ready_client as ready, resume_on_new_connection};
+use shardline_sim::{SessionState, SimConfig, Simulator};
 
 fn fast() -> SimConfig {
     SimConfig {
@@ -19,17 +19,6 @@ fn fast() -> SimConfig {
         identify_window: Duration::from_millis(1),
         ..SimConfig::default()
     }
-}
-
-async fn ready(sim: &SimHandle, compress: Option<&str>, shard: [u32; 2]) -> (Client, String) {
-    let mut client = Client::connect(&sim.gateway_url(), "/", compress).await;
-    client.hello().await;
-    client.identify(shard, INTENTS).await;
-    let ready = client.until(0, Some("READY")).await;
-    (
-        client,
-        ready["d"]["session_id"].as_str().unwrap().to_owned(),
-    )
 }
 
 async fn stream_in(compress: Option<&str>) {
@@ -201,9 +190,7 @@ async fn unknown_or_ended_sessions_get_op9_false() {
     client.close(1000).await;
     drop(client);
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let mut client = Client::connect(&sim.gateway_url(), "/resume", None).await;
-    client.hello().await;
-    client.resume(&session_id, 1).await;
+    let mut client = resume_on_new_connection(&sim, &session_id, 1).await;
     let v = client.until(9, None).await;
     assert_eq!(v["d"], false);
     let stats = sim.stats();
@@ -225,9 +212,7 @@ async fn expired_sessions_cannot_resume() {
     client.close(4000).await;
     drop(client);
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let mut client = Client::connect(&sim.gateway_url(), "/resume", None).await;
-    client.hello().await;
-    client.resume(&session_id, 1).await;
+    let mut client = resume_on_new_connection(&sim, &session_id, 1).await;
     let v = client.until(9, None).await;
     assert_eq!(v["d"], false);
 }
@@ -263,6 +248,36 @@ async fn request_guild_members_is_answered_and_recorded() {
     let ops: Vec<u8> = stats.command_log.iter().map(|c| c.op).collect();
     assert_eq!(ops, vec![8, 3, 4]);
     assert_eq!(stats.command_log[1].d["status"], "idle");
+}
+
+#[tokio::test]
+async fn all_member_requests_are_rate_limited_per_guild() {
+    let sim = Simulator::start(SimConfig {
+        events_per_second: 0.0,
+        member_request_window: Duration::from_millis(1000),
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let (mut client, _) = ready(&sim, None, [0, 1]).await;
+    let guild = sim.guild_ids(0, 1)[0].to_string();
+    let all = serde_json::json!({"op": 8, "d": {"guild_id": guild, "query": "", "limit": 0, "nonce": "a"}});
+    client.send(all.clone()).await;
+    client.until(0, Some("GUILD_MEMBERS_CHUNK")).await;
+    client.send(all.clone()).await;
+    let limited = client.until(0, Some("RATE_LIMITED")).await;
+    assert_eq!(limited["d"]["opcode"], 8);
+    assert_eq!(limited["d"]["meta"]["guild_id"], guild);
+    assert_eq!(limited["d"]["meta"]["nonce"], "a");
+    assert!(limited["d"]["retry_after"].as_f64().unwrap() > 0.0);
+    tokio::time::sleep(Duration::from_millis(1020)).await;
+    client.send(all).await;
+    client.until(0, Some("GUILD_MEMBERS_CHUNK")).await;
+    assert_eq!(
+        sim.stats()
+            .violations_of(shardline_sim::Violation::MemberRequestRateLimit),
+        1
+    );
 }
 
 #[tokio::test]

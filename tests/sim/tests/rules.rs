@@ -129,7 +129,7 @@ async fn rest_gateway_bot_needs_the_token_and_reports_limits() {
 async fn one_identify_per_bucket_per_window() {
     let sim = Simulator::start(SimConfig {
         max_concurrency: 2,
-        identify_window: Duration::from_millis(300),
+        identify_window: Duration::from_millis(1000),
         ..quiet()
     })
     .await
@@ -144,7 +144,7 @@ async fn one_identify_per_bucket_per_window() {
     assert_eq!(v["op"], 9);
     assert_eq!(v["d"], false);
     // After the window it passes, on the same connection.
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    tokio::time::sleep(Duration::from_millis(1020)).await;
     c.identify([2, 4], INTENTS).await;
     let v = c.until(0, Some("READY")).await;
     assert_eq!(v["d"]["shard"], json!([2, 4]));
@@ -171,7 +171,7 @@ async fn one_identify_per_bucket_per_window() {
         .filter(|i| i.bucket == 0 && i.outcome == "ready")
         .map(|i| i.at_ms)
         .collect();
-    assert!(bucket0[1] - bucket0[0] >= 300, "{bucket0:?}");
+    assert!(bucket0[1] - bucket0[0] >= 1000, "{bucket0:?}");
 }
 
 #[tokio::test]
@@ -183,19 +183,8 @@ async fn spending_the_last_session_start_revokes_the_token() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
-    let remaining = || async {
-        let v: Value = http
-            .get(format!("{}/gateway/bot", sim.api_url()))
-            .header("Authorization", "Bot sim-token")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["session_start_limit"]["remaining"].as_u64()
-    };
+    let remaining =
+        || async { common::gateway_bot(&sim).await["session_start_limit"]["remaining"].as_u64() };
     let (mut a, session_a) = ready_client(&sim, None, [0, 2]).await;
     assert_eq!(remaining().await, Some(2));
     let (mut b, _) = ready_client(&sim, None, [1, 2]).await;
@@ -211,8 +200,7 @@ async fn spending_the_last_session_start_revokes_the_token() {
     let mut d = hello_client(&sim).await;
     d.identify([1, 2], INTENTS).await;
     assert_eq!(d.closed().await, Some(4004));
-    let mut e = hello_client(&sim).await;
-    e.resume(&session_a, 1).await;
+    let mut e = common::resume_on_new_connection(&sim, &session_a, 1).await;
     assert_eq!(e.closed().await, Some(4004));
 
     let stats = sim.stats();
@@ -225,6 +213,24 @@ async fn spending_the_last_session_start_revokes_the_token() {
         stats.session(&session_a).unwrap().state,
         SessionState::Invalidated
     );
+}
+
+#[tokio::test]
+async fn the_session_start_limit_resets() {
+    let sim = Simulator::start(SimConfig {
+        session_start_total: 10,
+        session_start_remaining: Some(5),
+        session_start_reset: Duration::from_millis(600),
+        ..quiet()
+    })
+    .await
+    .unwrap();
+    let (_a, _) = ready_client(&sim, None, [0, 1]).await;
+    let limit = sim.stats().session_start_limit;
+    assert_eq!(limit.remaining, 4);
+    assert!(limit.reset_after <= 600);
+    tokio::time::sleep(Duration::from_millis(620)).await;
+    assert_eq!(sim.stats().session_start_limit.remaining, 10);
 }
 
 #[tokio::test]
@@ -302,48 +308,61 @@ async fn payload_rules() {
 
 #[tokio::test]
 async fn identify_rules() {
-    closes_with(
-        quiet(),
-        identify("wrong", [0, 1], INTENTS),
-        4004,
-        Violation::AuthenticationFailed,
-    )
-    .await;
-    closes_with(
-        quiet(),
-        identify("sim-token", [2, 2], INTENTS),
-        4010,
-        Violation::InvalidShard,
-    )
-    .await;
-    closes_with(
-        SimConfig {
-            guilds: 30,
-            max_guilds_per_shard: 10,
-            ..quiet()
-        },
-        identify("sim-token", [0, 2], INTENTS),
-        4011,
-        Violation::ShardingRequired,
-    )
-    .await;
-    closes_with(
-        quiet(),
-        identify("sim-token", [0, 1], 1 << 17),
-        4013,
-        Violation::InvalidIntents,
-    )
-    .await;
-    closes_with(
-        SimConfig {
-            allowed_privileged_intents: 0,
-            ..quiet()
-        },
-        identify("sim-token", [0, 1], 1 | (1 << 8)),
-        4014,
-        Violation::DisallowedIntents,
-    )
-    .await;
+    let big_bot = SimConfig {
+        guilds: 150_001,
+        max_guilds_per_shard: 1_000_000,
+        ..quiet()
+    };
+    let crowded = SimConfig {
+        guilds: 30,
+        max_guilds_per_shard: 10,
+        ..quiet()
+    };
+    let no_privileges = SimConfig {
+        allowed_privileged_intents: 0,
+        ..quiet()
+    };
+    let cases = [
+        (
+            quiet(),
+            identify("wrong", [0, 1], INTENTS),
+            4004,
+            Violation::AuthenticationFailed,
+        ),
+        (
+            quiet(),
+            identify("sim-token", [2, 2], INTENTS),
+            4010,
+            Violation::InvalidShard,
+        ),
+        (
+            big_bot,
+            identify("sim-token", [0, 20], INTENTS),
+            4010,
+            Violation::InvalidShard,
+        ),
+        (
+            crowded,
+            identify("sim-token", [0, 2], INTENTS),
+            4011,
+            Violation::ShardingRequired,
+        ),
+        (
+            quiet(),
+            identify("sim-token", [0, 1], 1 << 17),
+            4013,
+            Violation::InvalidIntents,
+        ),
+        (
+            no_privileges,
+            identify("sim-token", [0, 1], 1 | (1 << 8)),
+            4014,
+            Violation::DisallowedIntents,
+        ),
+    ];
+    for (config, payload, code, kind) in cases {
+        closes_with(config, payload, code, kind).await;
+    }
 }
 
 #[tokio::test]
@@ -367,8 +386,7 @@ async fn resume_past_the_last_seq_closes_4007() {
     client.close(4000).await;
     drop(client);
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let mut client = hello_client(&sim).await;
-    client.resume(&session_id, 10_000).await;
+    let mut client = common::resume_on_new_connection(&sim, &session_id, 10_000).await;
     assert_eq!(client.closed().await, Some(4007));
     assert_eq!(sim.stats().violations_of(Violation::InvalidSeq), 1);
 }
@@ -376,19 +394,20 @@ async fn resume_past_the_last_seq_closes_4007() {
 #[tokio::test]
 async fn a_silent_client_is_closed_4009() {
     let sim = Simulator::start(SimConfig {
-        heartbeat_interval: Duration::from_millis(40),
-        heartbeat_timeout: Some(Duration::from_millis(60)),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Some(Duration::from_millis(300)),
         ..quiet()
     })
     .await
     .unwrap();
     // A heartbeating client stays.
     let (mut alive, _) = ready_client(&sim, None, [0, 1]).await;
+    alive.heartbeat().await;
     // A silent one goes.
     let mut client = Client::connect(&sim.gateway_url(), "/", None).await;
-    assert_eq!(client.hello().await, 40);
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(client.hello().await, 100);
+    for _ in 0..9 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
         alive.heartbeat().await;
     }
     assert_eq!(client.closed().await, Some(4009));

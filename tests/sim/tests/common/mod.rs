@@ -245,3 +245,29 @@ pub async fn hello_client(sim: &shardline_sim::SimHandle) -> Client {
     client.hello().await;
     client
 }
+
+/// Connects to the resume URL, reads HELLO and sends RESUME.
+pub async fn resume_on_new_connection(
+    sim: &shardline_sim::SimHandle,
+    session_id: &str,
+    seq: u64,
+) -> Client {
+    let mut client = Client::connect(&sim.gateway_url(), "/resume", None).await;
+    client.hello().await;
+    client.resume(session_id, seq).await;
+    client
+}
+
+/// `GET /gateway/bot` with the right token, as JSON (`Null` on 401).
+pub async fn gateway_bot(sim: &shardline_sim::SimHandle) -> Value {
+    let response = reqwest::Client::new()
+        .get(format!("{}/gateway/bot", sim.api_url()))
+        .header("Authorization", format!("Bot {}", sim.token().expose()))
+        .send()
+        .await
+        .unwrap();
+    if response.status() == 401 {
+        return Value::Null;
+    }
+    response.json().await.unwrap()
+}
