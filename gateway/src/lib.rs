@@ -27,6 +27,7 @@ mod command;
 mod compression;
 mod config;
 mod frame;
+mod gateway;
 mod pipeline;
 mod publish;
 mod queue;
@@ -37,6 +38,10 @@ pub use clock::TokioClock;
 pub use command::{COMMAND_BURST, CommandReply, MAX_COMMAND_BYTES, validate_command};
 pub use compression::{Compression, DecompressError, UnknownCompression};
 pub use config::{Backoff, EventFilter, ShardConfig, Token};
+pub use gateway::{
+    ConfigError, EventSettings, Gateway, GatewayBot, GatewayConfig, GatewayError, NatsSettings,
+    SessionStartLimit, ShardRange, fetch_gateway_bot,
+};
 pub use publish::{Dispatch, DispatchPublisher, PublishError};
 pub use queue::{IdentifyPermit, IdentifyQueue, LocalQueue, PermitFuture, QueueError};
 pub use session::{SessionError, SessionStore, StoredSession};

@@ -2,6 +2,7 @@
 //! tracing and a shutdown signal, then hands over to the libraries.
 
 mod dev;
+mod gateway;
 mod logging;
 mod shutdown;
 
@@ -29,7 +30,7 @@ enum Command {
     /// Discord with DISCORD_TOKEN), the gateway, the bridge and the example bot.
     Dev(dev::DevArgs),
     /// Run shards and the coordinator in one process (small bots).
-    Gateway,
+    Gateway(gateway::GatewayArgs),
     /// Run the identify coordinator (one active per bot, any number of standbys).
     Coordinator,
     /// Run a worker that starts the shards the coordinator assigns to it.
@@ -53,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
-        Command::Gateway => not_built("gateway", 4),
+        Command::Gateway(args) => gateway::run(args, shutdown).await,
         Command::Coordinator => not_built("coordinator", 5),
         Command::Worker => not_built("worker", 5),
         Command::Bridge => not_built("bridge", 6),
