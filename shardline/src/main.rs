@@ -5,6 +5,7 @@ mod dev;
 mod gateway;
 mod logging;
 mod shutdown;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -44,7 +45,7 @@ enum Command {
     /// Operate a running gateway through the coordinator.
     Ctl,
     /// Serve a Discord gateway and REST simulator.
-    Sim,
+    Sim(sim::SimArgs),
 }
 
 #[tokio::main]
@@ -61,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay => not_built("replay", 8),
         Command::Dlq => not_built("dlq", 8),
         Command::Ctl => not_built("ctl", 10),
-        Command::Sim => not_built("sim", 3),
+        Command::Sim(args) => sim::run(args, shutdown).await,
     }
 }
 
