@@ -127,7 +127,9 @@ pub struct EventSettings {
 /// `SHARDLINE_SHARD_COUNT`, `SHARDLINE_SHARDS`, `SHARDLINE_COMPRESSION`,
 /// `SHARDLINE_NATS_URL`, `SHARDLINE_NATS_CREDENTIALS`, `SHARDLINE_PREFIX`,
 /// `SHARDLINE_APP`, `SHARDLINE_REST_URL`, `SHARDLINE_GATEWAY_URL`,
-/// `SHARDLINE_MAX_ACKS_IN_FLIGHT`.
+/// `SHARDLINE_MAX_ACKS_IN_FLIGHT`, `SHARDLINE_IDENTIFY_WINDOW`,
+/// `SHARDLINE_SESSION_SAVE_INTERVAL`, `SHARDLINE_EVENTS_ALLOW` and
+/// `SHARDLINE_EVENTS_DENY` (comma-separated).
 ///
 /// ```
 /// use shardline_gateway::GatewayConfig;
@@ -188,6 +190,10 @@ pub struct GatewayConfig {
     pub stream: StreamSettings,
     /// Sessions bucket replicas (default 1).
     pub kv_replicas: usize,
+    /// The identify window per bucket (default `5s`, Discord's; shorter only
+    /// against a simulator).
+    #[serde(deserialize_with = "duration")]
+    pub identify_window: Duration,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -216,6 +222,7 @@ impl Default for GatewayConfig {
             large_threshold: 50,
             stream: StreamSettings::default(),
             kv_replicas: 1,
+            identify_window: Duration::from_secs(5),
         }
     }
 }
@@ -281,6 +288,28 @@ impl GatewayConfig {
         }
         if let Some(v) = env("SHARDLINE_GATEWAY_URL") {
             config.gateway_url = Some(v);
+        }
+        if let Some(v) = env("SHARDLINE_IDENTIFY_WINDOW") {
+            config.identify_window = humantime::parse_duration(&v)
+                .map_err(|e| invalid("SHARDLINE_IDENTIFY_WINDOW", e.to_string()))?;
+        }
+        if let Some(v) = env("SHARDLINE_SESSION_SAVE_INTERVAL") {
+            config.session_save_interval = humantime::parse_duration(&v)
+                .map_err(|e| invalid("SHARDLINE_SESSION_SAVE_INTERVAL", e.to_string()))?;
+        }
+        if let Some(v) = env("SHARDLINE_EVENTS_DENY") {
+            config.events.deny = v
+                .split(',')
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .collect();
+        }
+        if let Some(v) = env("SHARDLINE_EVENTS_ALLOW") {
+            config.events.allow = v
+                .split(',')
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .collect();
         }
         if let Some(v) = env("SHARDLINE_MAX_ACKS_IN_FLIGHT") {
             config.max_acks_in_flight = v
@@ -466,7 +495,7 @@ impl Gateway {
             "starting shards"
         );
         let queue: Arc<dyn crate::queue::IdentifyQueue> =
-            Arc::new(LocalQueue::new(max_concurrency, Duration::from_secs(5)));
+            Arc::new(LocalQueue::new(max_concurrency, config.identify_window));
         let mut handles: Vec<ShardHandle> = Vec::new();
         for shard_id in range.start..range.end {
             let mut shard = ShardConfig::new(
