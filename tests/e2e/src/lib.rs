@@ -176,7 +176,6 @@ impl Comparison {
 pub fn compare(stats: &SimStats, stored: &[Stored]) -> Comparison {
     let emitted: BTreeSet<Stored> = stats
         .emitted()
-        .into_iter()
         .map(|(session, shard, seq, _)| Stored {
             session: session.to_owned(),
             shard,
