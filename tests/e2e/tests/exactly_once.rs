@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! 16 shards against the simulator: every dispatch it emitted is in the
 //! stream exactly once, with zlib-stream and with zstd-stream.
 
