@@ -317,3 +317,123 @@ impl GatewayProcess {
         self.process.is_running()
     }
 }
+
+/// Shards started directly through [`shardline_gateway::Shard::spawn`] (the
+/// API the coordinator's workers use), against a [`Stack`].
+#[derive(Debug)]
+pub struct ShardSet {
+    /// One handle per shard.
+    pub handles: Vec<shardline_gateway::ShardHandle>,
+}
+
+impl ShardSet {
+    /// Starts shards `0..count` of `count` with `compression`.
+    pub async fn start(
+        stack: &Stack,
+        count: u32,
+        compression: shardline_gateway::Compression,
+    ) -> Self {
+        Self::start_with(stack, count, |c| c.compression = compression).await
+    }
+
+    /// Starts shards `0..count` of `count`, letting `tune` adjust each config.
+    pub async fn start_with(
+        stack: &Stack,
+        count: u32,
+        tune: impl Fn(&mut shardline_gateway::ShardConfig),
+    ) -> Self {
+        use std::sync::Arc;
+        let client = stack.nats.client().await;
+        let js = async_nats::jetstream::new(client.clone());
+        shardline_jetstream::ensure_dispatch_stream(
+            &js,
+            &stack.names,
+            &shardline_jetstream::StreamSettings::default(),
+        )
+        .await
+        .expect("the dispatch stream");
+        let deps = shardline_gateway::ShardDeps::open(client, stack.names.clone())
+            .await
+            .expect("the sessions bucket");
+        let queue: Arc<dyn shardline_gateway::IdentifyQueue> = Arc::new(
+            shardline_gateway::LocalQueue::new(count, Duration::from_millis(10)),
+        );
+        let handles = (0..count)
+            .map(|id| {
+                let mut config = shardline_gateway::ShardConfig::new(
+                    id,
+                    count,
+                    shardline_gateway::Token::new(TOKEN),
+                    513,
+                    stack.sim.gateway_url(),
+                );
+                config.session_save_interval = Duration::from_millis(200);
+                config.backoff = shardline_gateway::Backoff {
+                    base: Duration::from_millis(100),
+                    max: Duration::from_secs(2),
+                };
+                tune(&mut config);
+                shardline_gateway::Shard::spawn(config, queue.clone(), deps.clone())
+            })
+            .collect();
+        Self { handles }
+    }
+
+    /// Waits until every shard is active.
+    pub async fn wait_active(&self, timeout: Duration) {
+        for handle in &self.handles {
+            let mut status = handle.status();
+            tokio::time::timeout(
+                timeout,
+                status.wait_for(|s| s.state == shardline_gateway::ShardState::Active),
+            )
+            .await
+            .expect("the shard becomes active in time")
+            .expect("the shard runs");
+        }
+    }
+
+    /// Stops every shard gracefully.
+    pub async fn shutdown(self) -> Vec<shardline_gateway::ShardExit> {
+        futures::future::join_all(self.handles.into_iter().map(|h| h.shutdown())).await
+    }
+}
+
+/// Waits until `check` holds for the simulator's stats.
+pub async fn wait_for_sim(
+    stack: &Stack,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&SimStats) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let stats = stack.sim.stats();
+        if check(&stats) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; identifies {:?}, faults {:?}",
+            stats.identifies,
+            stats.faults
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Asserts the comparison found each emitted dispatch exactly once.
+pub fn assert_exactly_once(comparison: &Comparison) {
+    assert!(
+        comparison.exactly_once(),
+        "emitted {}, stored {}: missing {} (e.g. {:?}), duplicated {} (e.g. {:?}), unexpected {} (e.g. {:?})",
+        comparison.emitted,
+        comparison.stored,
+        comparison.missing.len(),
+        comparison.missing.first(),
+        comparison.duplicated.len(),
+        comparison.duplicated.first(),
+        comparison.unexpected.len(),
+        comparison.unexpected.first(),
+    );
+}

@@ -69,7 +69,10 @@ async fn sigkill_five_times_loses_and_duplicates_nothing() {
     let stopping = std::time::Instant::now();
     let status = gateway.terminate(Duration::from_secs(20));
     eprintln!("SIGTERM → exit {status:?} in {:?}", stopping.elapsed());
-    assert!(status.is_some_and(|s| s.success()), "graceful exit on SIGTERM");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "graceful exit on SIGTERM"
+    );
 
     let stats = stack.sim.stats();
     assert!(

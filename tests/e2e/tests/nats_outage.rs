@@ -61,5 +61,9 @@ async fn nats_down_for_ten_seconds_loses_nothing() {
         comparison.unexpected.len()
     );
     let stats = stack.sim.stats();
-    assert_eq!(stats.identifies.len(), SHARDS as usize, "sessions were kept");
+    assert_eq!(
+        stats.identifies.len(),
+        SHARDS as usize,
+        "sessions were kept"
+    );
 }
