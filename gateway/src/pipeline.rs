@@ -44,9 +44,53 @@ pub(crate) enum Entry {
     Flush(oneshot::Sender<()>),
 }
 
-enum Slot {
-    Pending,
-    Done(Effect),
+/// Entries in the order the shard read them; each completes in any order,
+/// and completed entries leave strictly from the front. This is what keeps
+/// the committed seq from ever passing an unacknowledged publish.
+#[derive(Debug)]
+pub(crate) struct CommitWindow<E> {
+    slots: VecDeque<Option<E>>,
+    /// Index of `slots[0]`.
+    front: u64,
+}
+
+impl<E> CommitWindow<E> {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: VecDeque::new(),
+            front: 0,
+        }
+    }
+
+    /// Reserves the next position.
+    pub(crate) fn push(&mut self) -> u64 {
+        self.slots.push_back(None);
+        self.front + self.slots.len() as u64 - 1
+    }
+
+    /// Completes position `index` and returns every effect that can now leave,
+    /// in order.
+    pub(crate) fn complete(&mut self, index: u64, effect: E) -> Vec<E> {
+        if let Some(slot) = index
+            .checked_sub(self.front)
+            .and_then(|p| usize::try_from(p).ok())
+            .and_then(|p| self.slots.get_mut(p))
+        {
+            *slot = Some(effect);
+        }
+        let mut ready = Vec::new();
+        while matches!(self.slots.front(), Some(Some(_))) {
+            if let Some(Some(effect)) = self.slots.pop_front() {
+                ready.push(effect);
+            }
+            self.front += 1;
+        }
+        ready
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
 }
 
 enum Effect {
@@ -96,9 +140,7 @@ struct Pipeline {
     publisher: DispatchPublisher,
     store: SessionStore,
     status: Arc<watch::Sender<ShardStatus>>,
-    slots: VecDeque<Slot>,
-    /// Index of `slots[0]`.
-    front: u64,
+    window: CommitWindow<Effect>,
     acks: FuturesUnordered<AckFuture>,
     meta: Option<SessionMeta>,
     committed: u64,
@@ -131,8 +173,7 @@ impl Pipeline {
             publisher,
             store,
             status,
-            slots: VecDeque::new(),
-            front: 0,
+            window: CommitWindow::new(),
             acks: FuturesUnordered::new(),
             meta,
             committed,
@@ -147,7 +188,7 @@ impl Pipeline {
         let mut saving: Option<SaveFuture> = None;
         let mut open = true;
         loop {
-            if !open && self.slots.is_empty() && saving.is_none() && self.flushes.is_empty() {
+            if !open && self.window.is_empty() && saving.is_none() && self.flushes.is_empty() {
                 // The shard is gone and everything is stored as far as it goes.
                 if self.wanted() != self.saved {
                     saving = Some(self.save());
@@ -193,47 +234,35 @@ impl Pipeline {
         }
     }
 
-    fn next_index(&self) -> u64 {
-        self.front + self.slots.len() as u64
-    }
-
     async fn accept(&mut self, entry: Entry) {
         let entry = match entry {
             Entry::Ready(meta, then) => {
-                let index = self.next_index();
-                self.slots.push_back(Slot::Pending);
+                let index = self.window.push();
                 self.complete(index, Effect::Session(meta));
                 *then
             }
             entry => entry,
         };
-        let index = self.next_index();
+        let index = self.window.push();
         match entry {
-            Entry::Dispatch(dispatch) => {
-                self.slots.push_back(Slot::Pending);
-                match self.publisher.publish(&dispatch).await {
-                    Ok(ack) => self.acks.push(Box::pin(async move {
-                        let result = ack.await;
-                        (index, dispatch, result)
-                    })),
-                    Err(error) => self.retry(index, dispatch, error),
-                }
-            }
+            Entry::Dispatch(dispatch) => match self.publisher.publish(&dispatch).await {
+                Ok(ack) => self.acks.push(Box::pin(async move {
+                    let result = ack.await;
+                    (index, dispatch, result)
+                })),
+                Err(error) => self.retry(index, dispatch, error),
+            },
             Entry::Skip(seq) => {
-                self.slots.push_back(Slot::Pending);
                 self.complete(index, Effect::Seq(seq));
             }
             Entry::Forget => {
-                self.slots.push_back(Slot::Pending);
                 self.complete(index, Effect::Forget);
             }
             Entry::Flush(reply) => {
-                self.slots.push_back(Slot::Pending);
                 self.complete(index, Effect::Flush(reply));
             }
             Entry::Ready(meta, _) => {
                 // Never nested: treat as a bare session start.
-                self.slots.push_back(Slot::Pending);
                 self.complete(index, Effect::Session(meta));
             }
         }
@@ -252,17 +281,9 @@ impl Pipeline {
         }));
     }
 
-    /// Marks slot `index` done and pops every done slot at the front, in order.
+    /// Marks position `index` done and applies every effect that can leave.
     fn complete(&mut self, index: u64, effect: Effect) {
-        let position = usize::try_from(index - self.front).expect("slot index within the window");
-        if let Some(slot) = self.slots.get_mut(position) {
-            *slot = Slot::Done(effect);
-        }
-        while let Some(Slot::Done(_)) = self.slots.front() {
-            let Some(Slot::Done(effect)) = self.slots.pop_front() else {
-                break;
-            };
-            self.front += 1;
+        for effect in self.window.complete(index, effect) {
             match effect {
                 Effect::Seq(seq) => self.committed = seq,
                 Effect::Session(meta) => {
@@ -310,5 +331,51 @@ impl Pipeline {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommitWindow;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Acks complete in any order; the committed seq only ever moves to a
+        /// seq whose publish and every earlier one completed.
+        #[test]
+        fn committed_never_passes_an_unacked_publish(
+            order in (1usize..200).prop_flat_map(|n| Just((0..n as u64).collect::<Vec<_>>()).prop_shuffle())
+        ) {
+            let mut window = CommitWindow::new();
+            let n = order.len() as u64;
+            for expected in 0..n {
+                prop_assert_eq!(window.push(), expected);
+            }
+            let mut acked = vec![false; order.len()];
+            let mut committed: Option<u64> = None;
+            for index in order {
+                acked[index as usize] = true;
+                for seq in window.complete(index, index) {
+                    prop_assert_eq!(Some(seq), committed.map_or(Some(0), |c| Some(c + 1)));
+                    committed = Some(seq);
+                }
+                if let Some(c) = committed {
+                    prop_assert!(acked[..=c as usize].iter().all(|a| *a));
+                }
+                // Nothing ackable is held back.
+                let prefix = acked.iter().take_while(|a| **a).count();
+                prop_assert_eq!(committed.map_or(0, |c| c as usize + 1), prefix);
+            }
+            prop_assert!(window.is_empty());
+        }
+    }
+
+    #[test]
+    fn out_of_order_acks_commit_in_order() {
+        let mut window = CommitWindow::new();
+        let (a, b, c) = (window.push(), window.push(), window.push());
+        assert!(window.complete(c, "c").is_empty());
+        assert!(window.complete(b, "b").is_empty());
+        assert_eq!(window.complete(a, "a"), vec!["a", "b", "c"]);
     }
 }
