@@ -4,6 +4,7 @@
 mod bridge;
 mod dev;
 mod dlq;
+mod gateway;
 mod logging;
 mod nats;
 mod observe;
@@ -35,7 +36,7 @@ enum Command {
     /// Discord with DISCORD_TOKEN), the gateway, the bridge and the example bot.
     Dev(dev::DevArgs),
     /// Run shards and the coordinator in one process (small bots).
-    Gateway,
+    Gateway(gateway::GatewayArgs),
     /// Run the identify coordinator (one active per bot, any number of standbys).
     Coordinator,
     /// Run a worker that starts the shards the coordinator assigns to it.
@@ -59,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
-        Command::Gateway => not_built("gateway", 4),
+        Command::Gateway(args) => gateway::run(args, shutdown).await,
         Command::Coordinator => not_built("coordinator", 5),
         Command::Worker => not_built("worker", 5),
         Command::Bridge(args) => bridge::run(args, shutdown).await,
