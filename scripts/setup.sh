@@ -8,6 +8,8 @@ set -euo pipefail
 SHARDLINE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export SHARDLINE_TOOLS_DIR="${SHARDLINE_TOOLS_DIR:-$SHARDLINE_ROOT/.tools}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shardline/target}"
+# One full build per run: the incremental cache would only cost disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 VENV="$SHARDLINE_TOOLS_DIR/venv"
 
 say() { printf '==> %s\n' "$*" >&2; }

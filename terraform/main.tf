@@ -38,7 +38,7 @@ locals {
     SHARDLINE_PREFIX          = var.subject_prefix
     SHARDLINE_APP             = var.discord_app
     SHARDLINE_STREAM_REPLICAS = tostring(var.stream_replicas)
-    SHARDLINE_METRICS_LISTEN    = "0.0.0.0:${var.metrics_port}"
+    SHARDLINE_METRICS_LISTEN  = "0.0.0.0:${var.metrics_port}"
     SHARDLINE_LOG_FORMAT      = "json"
     RUST_LOG                  = var.log_level
   }

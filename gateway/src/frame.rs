@@ -86,9 +86,15 @@ fn subslice_str<'a>(whole: &'a [u8], part: &str) -> Option<&'a str> {
     std::str::from_utf8(subslice(whole, part.as_bytes())?).ok()
 }
 
-/// `d.guild_id` as a number, when present (a snowflake string or number).
-pub(crate) fn guild_id(data: &[u8]) -> Option<u64> {
-    let value = sonic_rs::get(data, ["guild_id"]).ok()?;
+/// The guild an event belongs to, when it has one (a snowflake string or
+/// number): `d.guild_id`, or `d.id` for the guild lifecycle events
+/// (GUILD_CREATE, GUILD_UPDATE, GUILD_DELETE), whose `d` is the guild itself.
+pub(crate) fn guild_id(event: &str, data: &[u8]) -> Option<u64> {
+    let field = match event {
+        "GUILD_CREATE" | "GUILD_UPDATE" | "GUILD_DELETE" => "id",
+        _ => "guild_id",
+    };
+    let value = sonic_rs::get(data, [field]).ok()?;
     snowflake(&value)
 }
 
@@ -167,7 +173,7 @@ mod tests {
         let data = env.data.unwrap();
         assert!(data.starts_with(b"{\"id\""));
         assert!(data.ends_with(b"}}"));
-        assert_eq!(guild_id(data), Some(81384788765712384));
+        assert_eq!(guild_id("MESSAGE_CREATE", data), Some(81384788765712384));
     }
 
     #[test]
@@ -194,8 +200,11 @@ mod tests {
 
     #[test]
     fn guild_id_absent_or_numeric() {
-        assert_eq!(guild_id(br#"{"id":"1"}"#), None);
-        assert_eq!(guild_id(br#"{"guild_id":12}"#), Some(12));
+        assert_eq!(guild_id("MESSAGE_CREATE", br#"{"id":"1"}"#), None);
+        assert_eq!(guild_id("TYPING_START", br#"{"guild_id":12}"#), Some(12));
+        // Guild lifecycle events carry the guild itself.
+        assert_eq!(guild_id("GUILD_CREATE", br#"{"id":"77","name":"g"}"#), Some(77));
+        assert_eq!(guild_id("GUILD_DELETE", br#"{"id":"78","unavailable":true}"#), Some(78));
     }
 
     #[test]
@@ -210,7 +219,7 @@ mod tests {
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = envelope(&bytes);
-            let _ = guild_id(&bytes);
+            let _ = guild_id("MESSAGE_CREATE", &bytes);
             let _ = ready(&bytes);
         }
     }

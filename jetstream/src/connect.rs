@@ -9,7 +9,8 @@ use serde::Deserialize;
 ///
 /// Every field can also come from the environment, which is how the
 /// Terraform stack passes secrets: `SHARDLINE_NATS_URL`, `SHARDLINE_NATS_CREDS`,
-/// `SHARDLINE_NATS_USER`, `SHARDLINE_NATS_PASSWORD`, `SHARDLINE_NATS_CA_PEM`
+/// (a path, or the file's contents), `SHARDLINE_NATS_USER`,
+/// `SHARDLINE_NATS_PASSWORD`, `SHARDLINE_NATS_CA_PEM`
 /// (the CA certificate itself, PEM) and `SHARDLINE_NATS_CA_FILE`.
 ///
 /// ```
@@ -28,6 +29,9 @@ pub struct NatsSettings {
     pub url: Option<String>,
     /// A `.creds` file (JWT + nkey).
     pub creds_file: Option<PathBuf>,
+    /// The contents of a `.creds` file (as a secrets manager injects them).
+    /// Never shown in `Debug`.
+    pub creds: Option<String>,
     /// User name, with `password`.
     pub user: Option<String>,
     /// Password, with `user`. Never shown in `Debug`.
@@ -43,6 +47,7 @@ impl std::fmt::Debug for NatsSettings {
         f.debug_struct("NatsSettings")
             .field("url", &self.url)
             .field("creds_file", &self.creds_file)
+            .field("creds", &self.creds.as_ref().map(|_| "<redacted>"))
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
@@ -93,7 +98,12 @@ impl NatsSettings {
             self.url = Some(url);
         }
         if let Some(creds) = non_empty("SHARDLINE_NATS_CREDS") {
-            self.creds_file = Some(creds.into());
+            // A path, or the file's contents injected from a secret.
+            if creds.contains("-----BEGIN") {
+                self.creds = Some(creds);
+            } else {
+                self.creds_file = Some(creds.into());
+            }
         }
         if let Some(user) = non_empty("SHARDLINE_NATS_USER") {
             self.user = Some(user);
@@ -145,6 +155,11 @@ impl NatsSettings {
                         path: path.clone(),
                         source,
                     })?;
+        }
+        if let Some(creds) = &self.creds {
+            options = options
+                .credentials(creds)
+                .map_err(|e| ConnectError::Settings(format!("SHARDLINE_NATS_CREDS: {e}")))?;
         }
         if let Some(path) = &self.ca_file {
             options = options

@@ -677,7 +677,7 @@ impl ShardTask {
                         session_id: session.id.clone(),
                         seq,
                         event: event.into(),
-                        guild_id: frame::guild_id(data),
+                        guild_id: frame::guild_id(event, data),
                         received_at: time::OffsetDateTime::now_utc(),
                         payload: decoded.slice(data),
                     }))
