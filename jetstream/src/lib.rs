@@ -8,19 +8,25 @@
 //!   [`shards_bucket`], [`coordinator_bucket`]). Every process that needs a
 //!   stream, consumer or bucket creates it through these, so their
 //!   definitions never drift apart.
+//! - `record`: [`StoredDispatch`] turns a stored message back into the
+//!   [`shardline_wire::Record`] a function receives.
 //! - [`bridge`]: routes from the dispatch stream to serverless functions —
 //!   [`Bridge`], [`BridgeConfig`], [`RouteConfig`] — acknowledging each event
 //!   only after its target accepted it.
 //! - `target`: where batches go — the [`Target`] trait, [`HttpTarget`]
 //!   (Standard Webhooks signatures) and [`LambdaTarget`] (the Invoke API) —
 //!   and the [`DeliveryOutcome`] of one call.
+//! - [`replay`]: selection by time, sequence, event, guild and shard; an
+//!   ordered ephemeral consumer; JSON Lines and counting sinks; progress and resume.
 //!
-//! The data path: dispatch stream → a route's durable pull consumer →
+//! The bridge's data path: dispatch stream → a route's durable pull consumer →
 //! [`shardline_wire::Record`]s in a [`shardline_wire::Batch`] →
 //! [`Target::deliver`] → [`DeliveryOutcome`] → ack, delayed NAK, or dead
 //! letter (`DISCORD_<APP>_DLQ`) then `+TERM`.
 
 pub mod bridge;
+mod record;
+pub mod replay;
 mod streams;
 mod target;
 
@@ -29,6 +35,7 @@ pub use bridge::{
     DeadLetterPolicy, EventFilter, HttpTargetConfig, LambdaTargetConfig, Ordering, RetryConfig,
     RouteConfig, RouteStatus, StartPolicy, TargetConfig, TargetState,
 };
+pub use record::{RecordError, StoredDispatch};
 pub use streams::{
     BucketKind, DefinitionError, StreamSettings, coordinator_bucket, ensure_dispatch_stream,
     ensure_dlq_stream, ensure_route_consumer, open_bucket, route_consumer_config, sessions_bucket,

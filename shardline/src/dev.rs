@@ -35,6 +35,8 @@ pub struct DevArgs {
     /// Stop by itself after this long (e.g. `30s`); runs until Ctrl-C otherwise.
     #[arg(long, value_parser = humantime_duration)]
     run_for: Option<Duration>,
+    #[command(flatten)]
+    observe: crate::observe::ObserveArgs,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -46,6 +48,7 @@ fn humantime_duration(text: &str) -> Result<Duration, String> {
 /// Runs the local stack until `shutdown` fires.
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let names = shardline_wire::Names::new(&args.prefix, &args.app)?;
+    let observe = crate::observe::start(&args.observe, shutdown.clone()).await?;
     let (client, mut nats) = connect_or_start(&args).await?;
     let js = async_nats::jetstream::new(client.clone());
     let settings = shardline_jetstream::StreamSettings::default();
@@ -66,6 +69,10 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     println!(
         "  not built yet: simulator (issue 3), shards (issue 4), bridge (issue 6), example bot (issue 7)"
     );
+    if let Some(addr) = observe.local_addr {
+        println!("  metrics http://{addr}/metrics  health http://{addr}/healthz");
+    }
+    observe.readiness.set(true);
     println!("Press Ctrl-C to stop.");
 
     match args.run_for {

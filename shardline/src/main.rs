@@ -4,6 +4,9 @@
 mod bridge;
 mod dev;
 mod logging;
+mod nats;
+mod observe;
+mod replay;
 mod shutdown;
 
 use clap::{Parser, Subcommand};
@@ -38,7 +41,7 @@ enum Command {
     /// Deliver events from JetStream to serverless functions.
     Bridge(bridge::BridgeArgs),
     /// Re-send stored events to standard output, a file or a bridge route.
-    Replay,
+    Replay(replay::ReplayArgs),
     /// List, show, redrive and purge dead letters.
     Dlq,
     /// Operate a running gateway through the coordinator.
@@ -58,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Coordinator => not_built("coordinator", 5),
         Command::Worker => not_built("worker", 5),
         Command::Bridge(args) => bridge::run(args, shutdown).await,
-        Command::Replay => not_built("replay", 8),
+        Command::Replay(args) => replay::run(args, shutdown).await,
         Command::Dlq => not_built("dlq", 8),
         Command::Ctl => not_built("ctl", 10),
         Command::Sim => not_built("sim", 3),
