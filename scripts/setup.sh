@@ -50,7 +50,14 @@ ensure_nats_server() {
   export SHARDLINE_NATS_SERVER="$VENV/bin/nats-server"
 }
 
+# cargo-lambda (PyPI `cargo-lambda`, which brings `ziglang` for `cargo lambda build`'s
+# linking): runs the bot under `cargo lambda watch` in tests and builds it for AWS.
+# Exports SHARDLINE_CARGO_LAMBDA (the tests look there first) and puts it on PATH so
+# `cargo lambda …` works as a cargo subcommand.
 ensure_cargo_lambda() {
+  if [ -n "${SHARDLINE_CARGO_LAMBDA:-}" ] && [ -x "$SHARDLINE_CARGO_LAMBDA" ]; then
+    return
+  fi
   if command -v cargo-lambda >/dev/null 2>&1; then
     export SHARDLINE_CARGO_LAMBDA="$(command -v cargo-lambda)"
     return
@@ -60,7 +67,30 @@ ensure_cargo_lambda() {
   export PATH="$VENV/bin:$PATH"
 }
 
+# The Terraform checks (terraform/tests/run.sh): pytest drives them, moto_server
+# stands in for AWS, boto3 inspects what was applied, python-hcl2 reads the HCL.
+# checkov gets a venv of its own because it depends on bc-python-hcl2, a fork
+# that installs the same `hcl2` package as python-hcl2 and would overwrite it.
+python_hcl2_ok() {
+  "$VENV/bin/python" - <<'PY'
+import hcl2.version, hcl2.api
+assert int(hcl2.version.__version__.split(".")[0]) >= 5, hcl2.version.__version__
+PY
+}
+
 ensure_terraform_test_tools() {
-  pip_ensure "'$VENV/bin/python' -c 'import hcl2, moto, flask_cors'" "moto[server]" python-hcl2
-  pip_ensure "test -x '$VENV/bin/checkov'" checkov
+  pip_ensure "'$VENV/bin/python' -c 'import pytest, boto3, moto, flask_cors'" "pytest>=8" "moto[server]>=5.1" boto3
+  if ! python_hcl2_ok >/dev/null 2>&1; then
+    ensure_venv
+    say "installing python-hcl2 into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --force-reinstall "python-hcl2>=7"
+  fi
+  local checkov_venv="$SHARDLINE_TOOLS_DIR/checkov"
+  if [ ! -x "$checkov_venv/bin/checkov" ]; then
+    say "installing checkov into $checkov_venv"
+    python3 -m venv "$checkov_venv"
+    "$checkov_venv/bin/python" -m pip install --quiet --upgrade pip
+    "$checkov_venv/bin/python" -m pip install --quiet "checkov>=3.2"
+  fi
+  export SHARDLINE_CHECKOV="$checkov_venv/bin/checkov"
 }

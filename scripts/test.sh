@@ -4,6 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$SHARDLINE_ROOT"
 ensure_nats_server
+ensure_cargo_lambda
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 say "cargo fmt --check"

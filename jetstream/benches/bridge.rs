@@ -233,7 +233,9 @@ async fn run() {
     bridge.wait().await;
 
     println!();
-    println!("raw JetStream consume + ack (ceiling): {raw_rate:>9.0} msgs/s  ({events} in {raw_elapsed:.2?})");
+    println!(
+        "raw JetStream consume + ack (ceiling): {raw_rate:>9.0} msgs/s  ({events} in {raw_elapsed:.2?})"
+    );
     println!(
         "bridge → no-op HTTP target, batches of 100: {bridge_rate:>9.0} events/s ({events} in {bridge_elapsed:.2?}, {:.0} % of the ceiling, {} calls)",
         100.0 * bridge_rate / raw_rate,

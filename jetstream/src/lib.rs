@@ -16,6 +16,9 @@
 //! - `target`: where batches go — the [`Target`] trait, [`HttpTarget`]
 //!   (Standard Webhooks signatures) and [`LambdaTarget`] (the Invoke API) —
 //!   and the [`DeliveryOutcome`] of one call.
+//! - [`dlq`]: list, show, redrive and purge dead letters; [`RouteSender`]
+//!   sends stored events through a route's target with its retries but a
+//!   budget of its own (redrive and `replay --to-route`).
 //! - [`replay`]: selection by time, sequence, event, guild and shard; an
 //!   ordered ephemeral consumer; JSON Lines and counting sinks; progress and resume.
 //!
@@ -25,8 +28,10 @@
 //! letter (`DISCORD_<APP>_DLQ`) then `+TERM`.
 
 pub mod bridge;
+pub mod dlq;
 mod record;
 pub mod replay;
+mod resend;
 mod streams;
 mod target;
 
@@ -36,6 +41,7 @@ pub use bridge::{
     RouteConfig, RouteStatus, StartPolicy, TargetConfig, TargetState,
 };
 pub use record::{RecordError, StoredDispatch};
+pub use resend::{RouteSender, SendReport};
 pub use streams::{
     BucketKind, DefinitionError, StreamSettings, coordinator_bucket, ensure_dispatch_stream,
     ensure_dlq_stream, ensure_route_consumer, open_bucket, route_consumer_config, sessions_bucket,

@@ -3,11 +3,13 @@
 
 mod bridge;
 mod dev;
+mod dlq;
 mod logging;
 mod nats;
 mod observe;
 mod replay;
 mod shutdown;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -43,11 +45,11 @@ enum Command {
     /// Re-send stored events to standard output, a file or a bridge route.
     Replay(replay::ReplayArgs),
     /// List, show, redrive and purge dead letters.
-    Dlq,
+    Dlq(dlq::DlqArgs),
     /// Operate a running gateway through the coordinator.
     Ctl,
     /// Serve a Discord gateway and REST simulator.
-    Sim,
+    Sim(sim::SimArgs),
 }
 
 #[tokio::main]
@@ -62,9 +64,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker => not_built("worker", 5),
         Command::Bridge(args) => bridge::run(args, shutdown).await,
         Command::Replay(args) => replay::run(args, shutdown).await,
-        Command::Dlq => not_built("dlq", 8),
+        Command::Dlq(args) => dlq::run(args, shutdown).await,
         Command::Ctl => not_built("ctl", 10),
-        Command::Sim => not_built("sim", 3),
+        Command::Sim(args) => sim::run(args, shutdown).await,
     }
 }
 

@@ -54,6 +54,13 @@ pub struct ReplayArgs {
     /// `--resume-from` the file is appended to.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Send to this bridge route's target (with `replay: true`, the route's
+    /// retries and a budget of its own) instead of writing JSON Lines.
+    #[arg(long, conflicts_with = "output")]
+    to_route: Option<String>,
+    /// The bridge configuration that defines the routes (with `--to-route`).
+    #[arg(long, env = "SHARDLINE_BRIDGE_CONFIG", default_value = "bridge.toml")]
+    config: PathBuf,
     /// At most this many records per second.
     #[arg(long)]
     rate: Option<NonZeroU32>,
@@ -110,7 +117,28 @@ pub async fn run(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Resul
         mark_replay: true,
     };
     let mut reporter = Reporter::new();
-    let outcome = if args.dry_run {
+    let outcome = if let Some(route) = &args.to_route {
+        let routes = crate::dlq::RouteArgs::new(args.config.clone(), Some(route.clone()));
+        let mut senders = routes.senders(&shutdown).await?;
+        let mut sink = senders
+            .remove(route)
+            .expect("senders() checked that the route exists");
+        let outcome = run_into(
+            &js,
+            &names,
+            &selection,
+            &options,
+            &mut sink,
+            &shutdown,
+            &mut reporter,
+        )
+        .await?;
+        eprintln!(
+            "sent {} records to route {route}",
+            outcome.progress.delivered
+        );
+        outcome
+    } else if args.dry_run {
         let mut sink = CountingSink::default();
         let outcome = run_into(
             &js,
