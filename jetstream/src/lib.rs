@@ -8,25 +8,24 @@
 //!   [`shards_bucket`], [`coordinator_bucket`]). Every process that needs a
 //!   stream, consumer or bucket creates it through these, so their
 //!   definitions never drift apart.
+//! - `record`: [`StoredDispatch`] turns a stored message back into the
+//!   [`shardline_wire::Record`] a function receives.
 //! - [`bridge`]: routes from the dispatch stream to serverless functions —
 //!   [`Bridge`], [`BridgeConfig`], [`RouteConfig`] — acknowledging each event
 //!   only after its target accepted it.
 //! - `target`: where batches go — the [`Target`] trait, [`HttpTarget`]
 //!   (Standard Webhooks signatures) and [`LambdaTarget`] (the Invoke API) —
 //!   and the [`DeliveryOutcome`] of one call.
-//!
-//! The data path: dispatch stream → a route's durable pull consumer →
-//! [`shardline_wire::Record`]s in a [`shardline_wire::Batch`] →
-//! [`Target::deliver`] → [`DeliveryOutcome`] → ack, delayed NAK, or dead
-//! letter (`DISCORD_<APP>_DLQ`) then `+TERM`.
-
-//! - `record`: [`StoredDispatch`] turns a stored message back into the
-//!   [`shardline_wire::Record`] a function receives.
 //! - [`dlq`]: list, show, redrive and purge dead letters; [`RouteSender`]
 //!   sends stored events through a route's target with its retries but a
 //!   budget of its own (redrive and `replay --to-route`).
 //! - [`replay`]: selection by time, sequence, event, guild and shard; an
 //!   ordered ephemeral consumer; JSON Lines and counting sinks; progress and resume.
+//!
+//! The bridge's data path: dispatch stream → a route's durable pull consumer →
+//! [`shardline_wire::Record`]s in a [`shardline_wire::Batch`] →
+//! [`Target::deliver`] → [`DeliveryOutcome`] → ack, delayed NAK, or dead
+//! letter (`DISCORD_<APP>_DLQ`) then `+TERM`.
 
 pub mod bridge;
 mod connect;

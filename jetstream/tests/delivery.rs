@@ -576,6 +576,7 @@ async fn shutdown_finishes_or_releases_in_flight_work() {
     shutdown.cancel();
     bridge.wait().await;
     let after_first = receiver.accepted_ids().len();
+
     assert!(after_first >= 2, "in-flight calls finished ({after_first})");
     assert!(
         stopped_at.elapsed() < Duration::from_secs(2),

@@ -3,86 +3,11 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use serde_json::value::RawValue;
-use shardline_wire::{Names, Record, headers};
+use shardline_wire::{Names, headers};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// A stored dispatch that cannot become a record (it will never deliver).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecordError {
-    /// The subject is not `<prefix>.dispatch.<EVENT>.<shard>`.
-    #[error("subject {0:?} is not a dispatch subject")]
-    Subject(String),
-    /// The payload is not JSON.
-    #[error("payload is not JSON: {0}")]
-    Payload(String),
-    /// The message has no JetStream metadata.
-    #[error("not a JetStream message: {0}")]
-    NotJetStream(String),
-}
-
-/// Builds the [`Record`] a function receives from one stored dispatch.
-///
-/// `id` is `<stream>:<stream_seq>`; event and shard come from the subject;
-/// seq, guild and receive time from the headers (the receive time falls back
-/// to `stored_at` when the header is missing); `data` is the payload, byte
-/// for byte.
-///
-/// ```
-/// let names = shardline_wire::Names::new("discord", "app").unwrap();
-/// let mut headers = async_nats::HeaderMap::new();
-/// headers.insert(shardline_wire::headers::SEQ, "881");
-/// headers.insert(shardline_wire::headers::GUILD_ID, "42");
-/// let record = shardline_jetstream::bridge::record_from_parts(
-///     &names, "DISCORD_APP", 12, "discord.dispatch.MESSAGE_CREATE.3", Some(&headers),
-///     br#"{"content" : "hi"}"#, time::OffsetDateTime::UNIX_EPOCH, 1, false).unwrap();
-/// assert_eq!(record.id, "DISCORD_APP:12");
-/// assert_eq!((record.event.as_str(), record.shard, record.seq), ("MESSAGE_CREATE", 3, 881));
-/// assert_eq!(record.data.get(), r#"{"content" : "hi"}"#);
-/// ```
-#[allow(clippy::too_many_arguments)]
-pub fn record_from_parts(
-    names: &Names,
-    stream: &str,
-    stream_seq: u64,
-    subject: &str,
-    headers: Option<&async_nats::HeaderMap>,
-    payload: &[u8],
-    stored_at: OffsetDateTime,
-    attempt: u32,
-    replay: bool,
-) -> Result<Record, RecordError> {
-    let (event, shard) = names
-        .parse_dispatch_subject(subject)
-        .ok_or_else(|| RecordError::Subject(subject.to_owned()))?;
-    let header = |name: &str| {
-        headers
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
-    let text =
-        String::from_utf8(payload.to_vec()).map_err(|e| RecordError::Payload(e.to_string()))?;
-    let data = RawValue::from_string(text).map_err(|e| RecordError::Payload(e.to_string()))?;
-    Ok(Record {
-        id: format!("{stream}:{stream_seq}"),
-        event: event.to_owned(),
-        shard,
-        seq: header(headers::SEQ)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_default(),
-        guild_id: header(headers::GUILD_ID).filter(|g| !g.is_empty()),
-        received_at: header(headers::RECEIVED_AT).unwrap_or_else(|| {
-            stored_at
-                .format(&Rfc3339)
-                .unwrap_or_else(|_| stored_at.unix_timestamp().to_string())
-        }),
-        attempt,
-        replay,
-        data,
-    })
-}
+use crate::{RecordError, StoredDispatch};
 
 /// A message the bridge holds, with what it needs to know about it.
 #[derive(Debug, Clone)]
@@ -103,10 +28,12 @@ pub(crate) struct Held {
 }
 
 impl Held {
+    /// Checks the message (a dispatch subject, a JSON payload) and reads
+    /// what the bridge needs from its metadata and headers.
     pub(crate) fn new(names: &Names, msg: jetstream::Message) -> Result<Self, RecordError> {
         let info = msg
             .info()
-            .map_err(|e| RecordError::NotJetStream(e.to_string()))?;
+            .map_err(|_| RecordError::Subject(msg.subject.to_string()))?;
         let id = format!("{}:{}", info.stream, info.stream_sequence);
         let stream_seq = info.stream_sequence;
         let delivered = u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX);
@@ -114,6 +41,9 @@ impl Held {
         let (event, _) = names
             .parse_dispatch_subject(&msg.subject)
             .ok_or_else(|| RecordError::Subject(msg.subject.to_string()))?;
+        // Validated once here; batch bodies then embed the bytes as they are.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&msg.payload)
+            .map_err(|_| RecordError::Payload(stream_seq))?;
         let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name));
         let guild = header(headers::GUILD_ID)
             .map(|v| v.as_str().to_owned())
@@ -139,23 +69,15 @@ impl Held {
         self.delivered.saturating_add(self.local_retries)
     }
 
-    pub(crate) fn record(&self, names: &Names) -> Result<Record, RecordError> {
-        let stream = self
-            .id
-            .rsplit_once(':')
-            .map(|(stream, _)| stream)
-            .unwrap_or_default();
-        record_from_parts(
-            names,
-            stream,
-            self.stream_seq,
-            &self.msg.subject,
-            self.msg.headers.as_ref(),
-            &self.msg.payload,
-            self.stored_at,
-            self.attempt(),
-            false,
-        )
+    /// The stored dispatch, for building its record.
+    pub(crate) fn stored(&self) -> StoredDispatch<'_> {
+        StoredDispatch {
+            stream: self.id.rsplit_once(':').map(|(s, _)| s).unwrap_or_default(),
+            stream_sequence: self.stream_seq,
+            subject: &self.msg.subject,
+            headers: self.msg.headers.as_ref(),
+            payload: &self.msg.payload,
+        }
     }
 
     pub(crate) fn age(&self, now: OffsetDateTime) -> Duration {

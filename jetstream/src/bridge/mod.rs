@@ -43,7 +43,6 @@ pub use config::{
 };
 pub use dead_letter::{DeadLetter, DeadLetterError, NotADeadLetter, dlq_headers};
 pub use filter::{EventFilter, FilterError, KNOWN_EVENTS};
-pub use message::{RecordError, record_from_parts};
 pub use retry::{Decision, FailedEvent, INTERACTION_DEADLINE, backoff, decide};
 pub use route::TargetState;
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt as _;
-use shardline_wire::{Batch, Names};
+use shardline_wire::Names;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -186,33 +186,39 @@ impl Delivery {
                 out.held_back.extend(chunk);
                 continue;
             }
-            let mut records = Vec::with_capacity(chunk.len());
+            // The body is written straight from the stored bytes: no
+            // re-serialisation of Discord's payloads.
+            let mut body = Vec::with_capacity(chunk.iter().map(|h| h.size).sum::<usize>() + 16);
+            body.extend_from_slice(b"{\"records\":[");
             let mut good = Vec::with_capacity(chunk.len());
             for held in chunk {
-                match held.record(&self.names) {
-                    Ok(record) => {
-                        records.push(record);
+                let start = body.len();
+                if !good.is_empty() {
+                    body.push(b',');
+                }
+                match held
+                    .stored()
+                    .write_json_line(&self.names, held.attempt(), false, &mut body)
+                {
+                    Ok(()) => {
+                        if body.last() == Some(&b'\n') {
+                            body.pop();
+                        }
                         good.push(held);
                     }
                     Err(e) => {
+                        body.truncate(start);
                         self.give_up(&held, &format!("malformed dispatch: {e}"))
-                            .await
+                            .await;
                     }
                 }
             }
             if good.is_empty() {
                 continue;
             }
-            let batch = match PreparedBatch::new(&Batch { records }) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    for held in &good {
-                        self.give_up(held, &format!("cannot serialise the batch: {e}"))
-                            .await;
-                    }
-                    continue;
-                }
-            };
+            body.extend_from_slice(b"]}");
+            let ids = good.iter().map(|h| h.id.clone()).collect();
+            let batch = PreparedBatch::from_body(body.into(), ids);
             let outcome = self.call(&good, &batch).await;
             match outcome {
                 DeliveryOutcome::Accepted { failed } if failed.is_empty() => {
@@ -434,6 +440,13 @@ fn take_batch(queue: &mut VecDeque<Held>, max_records: usize, max_bytes: usize) 
     batch
 }
 
+/// How long one pull request stays open on the server.
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+/// The delay of a NAK that hands an event back on shutdown: longer than
+/// [`PULL_EXPIRES`], so that our own pull requests, which the server may keep
+/// a moment after we stop, are gone and another bridge process gets it.
+const RELEASE_DELAY: Duration = Duration::from_secs(3);
+
 /// Runs one route until `shutdown` (or until its target is gone).
 pub(crate) async fn run_route(
     delivery: Arc<Delivery>,
@@ -445,6 +458,7 @@ pub(crate) async fn run_route(
     let fetch = (config.batch.max_records * config.concurrency.max)
         .clamp(16, 1000)
         .min(usize::try_from(config.max_ack_pending).unwrap_or(1000));
+    let max_ack_pending = usize::try_from(config.max_ack_pending).unwrap_or(1000);
     let stop = CancellationToken::new();
     let stopper = {
         let stop = stop.clone();
@@ -467,8 +481,8 @@ pub(crate) async fn run_route(
         let mut messages = match consumer
             .stream()
             .max_messages_per_batch(fetch)
-            .expires(Duration::from_secs(5))
-            .heartbeat(Duration::from_secs(2))
+            .expires(PULL_EXPIRES)
+            .heartbeat(PULL_EXPIRES / 2)
             .messages()
             .await
         {
@@ -486,16 +500,21 @@ pub(crate) async fn run_route(
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
-                    // Hand back what was pulled but not yet taken.
-                    loop {
+                    // Take what was pulled but not yet handed over and release
+                    // it once our pull requests have expired (NAKed at once,
+                    // it would go straight back to them).
+                    // (Bounded: the server sends at most max_ack_pending.)
+                    let mut leftovers = Vec::new();
+                    while leftovers.len() < max_ack_pending {
                         match tokio::time::timeout(Duration::from_millis(50), messages.next()).await {
-                            Ok(Some(Ok(msg))) => {
-                                let _ = msg.ack_with(AckKind::Nak(None)).await;
-                            }
+                            Ok(Some(Ok(msg))) => leftovers.push(msg),
                             Ok(Some(Err(_))) => {}
                             Ok(None) | Err(_) => break,
                         }
                     }
+                    drop(messages);
+                    let naks = leftovers.iter().map(|msg| msg.ack_with(AckKind::Nak(Some(RELEASE_DELAY))));
+                    futures::future::join_all(naks).await;
                     break 'consume;
                 }
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
@@ -545,7 +564,7 @@ pub(crate) async fn run_route(
         }
     }
     // Stop reading; give back what was not sent; let in-flight work finish.
-    delivery.release(batch.drain(..), None).await;
+    delivery.release(batch.drain(..), Some(RELEASE_DELAY)).await;
     lanes.clear();
     let drained = tokio::time::timeout(grace, async {
         while let Some(joined) = tasks.join_next().await {
@@ -656,7 +675,7 @@ fn send_to_lane(
         // The lane ended (it only does on shutdown); hand the event back.
         lane.pending.fetch_sub(1, AtomicOrdering::AcqRel);
         let delivery = delivery.clone();
-        tasks.spawn(async move { delivery.release([held], None).await });
+        tasks.spawn(async move { delivery.release([held], Some(RELEASE_DELAY)).await });
     }
 }
 
@@ -810,5 +829,5 @@ async fn run_lane(
         queue.push_back(held);
     }
     pending.store(0, AtomicOrdering::Release);
-    delivery.release(queue, None).await;
+    delivery.release(queue, Some(RELEASE_DELAY)).await;
 }

@@ -68,6 +68,16 @@ impl PreparedBatch {
         })
     }
 
+    /// A batch from a body already written (`{"records":[…]}`) and the ids
+    /// of its records, in order.
+    pub fn from_body(body: Bytes, ids: Vec<String>) -> Self {
+        Self {
+            webhook_id: webhook_id(&ids),
+            body,
+            ids,
+        }
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.ids.len()
