@@ -11,8 +11,8 @@ use crate::shard_count::ShardCountSetting;
 ///
 /// ```
 /// let settings: shardline_gateway::CoordinatorSettings =
-///     toml::from_str("shard_count = 64\nidentify_window = \"200ms\"").unwrap();
-/// assert_eq!(settings.identify_window, std::time::Duration::from_millis(200));
+///     toml::from_str("shard_count = 64\nlease_ttl = \"3s\"").unwrap();
+/// assert_eq!(settings.lease_ttl, std::time::Duration::from_secs(3));
 /// settings.validate().unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +29,10 @@ pub struct CoordinatorSettings {
     pub guilds: Option<u64>,
     /// Overrides `max_concurrency` from `/gateway/bot` (for tests and pinned set-ups).
     pub max_concurrency: Option<u32>,
-    /// One IDENTIFY per bucket per window (default 5 s, Discord's).
-    #[serde(with = "duration_text")]
+    /// One IDENTIFY per bucket per window (default 5 s, Discord's). Not read
+    /// from the `[coordinator]` section: the configuration's top-level
+    /// `identify_window` sets it for every mode.
+    #[serde(skip)]
     pub identify_window: Duration,
     /// Extra spacing between two permits of a bucket, and the longest a
     /// permit may travel to its shard before it must not be used (default:

@@ -1,9 +1,13 @@
 //! The `shardline` binary: parses arguments, loads configuration, installs
 //! tracing and a shutdown signal, then hands over to the libraries.
 
+mod coordinator;
 mod dev;
+mod gateway;
 mod logging;
 mod shutdown;
+mod sim;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -29,11 +33,11 @@ enum Command {
     /// Discord with DISCORD_TOKEN), the gateway, the bridge and the example bot.
     Dev(dev::DevArgs),
     /// Run shards and the coordinator in one process (small bots).
-    Gateway,
+    Gateway(gateway::GatewayArgs),
     /// Run the identify coordinator (one active per bot, any number of standbys).
-    Coordinator,
+    Coordinator(coordinator::CoordinatorArgs),
     /// Run a worker that starts the shards the coordinator assigns to it.
-    Worker,
+    Worker(worker::WorkerArgs),
     /// Deliver events from JetStream to serverless functions.
     Bridge,
     /// Re-send stored events to standard output, a file or a bridge route.
@@ -43,7 +47,7 @@ enum Command {
     /// Operate a running gateway through the coordinator.
     Ctl,
     /// Serve a Discord gateway and REST simulator.
-    Sim,
+    Sim(sim::SimArgs),
 }
 
 #[tokio::main]
@@ -53,14 +57,14 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
-        Command::Gateway => not_built("gateway", 4),
-        Command::Coordinator => not_built("coordinator", 5),
-        Command::Worker => not_built("worker", 5),
+        Command::Gateway(args) => gateway::run(args, shutdown).await,
+        Command::Coordinator(args) => coordinator::run(args, shutdown).await,
+        Command::Worker(args) => worker::run(args, shutdown).await,
         Command::Bridge => not_built("bridge", 6),
         Command::Replay => not_built("replay", 8),
         Command::Dlq => not_built("dlq", 8),
         Command::Ctl => not_built("ctl", 10),
-        Command::Sim => not_built("sim", 3),
+        Command::Sim(args) => sim::run(args, shutdown).await,
     }
 }
 

@@ -17,6 +17,10 @@ use shardline_wire::Names;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod runner;
+
+pub use runner::GatewayShardRunner;
+
 use crate::coordinator::records::{AssignmentRecord, WorkerRecord, assign_key, worker_key};
 use crate::lease::unix_ms_now;
 use crate::settings::{WorkerSettings, random_id};
