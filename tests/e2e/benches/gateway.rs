@@ -160,8 +160,7 @@ async fn ceiling(stack: &Stack, publishers: u32) -> Rate {
 /// The peer: twilight-gateway shards receiving and deserialising the stream.
 async fn twilight_rate(shards: u32, events: u64) -> (Rate, u64) {
     use twilight_gateway::{
-        ConfigBuilder, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
-        queue::InMemoryQueue,
+        ConfigBuilder, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _, queue::InMemoryQueue,
     };
     let sim = Simulator::start(SimConfig {
         token: shardline_sim::Token::new(TOKEN),
@@ -180,11 +179,10 @@ async fn twilight_rate(shards: u32, events: u64) -> (Rate, u64) {
     );
     let mut tasks = Vec::new();
     for id in 0..shards {
-        let config =
-            ConfigBuilder::new(TOKEN.to_owned(), Intents::GUILDS | Intents::GUILD_MESSAGES)
-                .proxy_url(sim.gateway_url())
-                .queue(queue.clone())
-                .build();
+        let config = ConfigBuilder::new(TOKEN.to_owned(), Intents::GUILDS | Intents::GUILD_MESSAGES)
+            .proxy_url(sim.gateway_url())
+            .queue(queue.clone())
+            .build();
         let mut shard = Shard::with_config(ShardId::new(id, shards), config);
         let (received, errors, first) = (received.clone(), errors.clone(), first.clone());
         tasks.push(tokio::spawn(async move {
@@ -254,9 +252,8 @@ async fn idle_memory(count: u32) -> f64 {
     command
         .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--config"])
         .arg(&config);
-    let _sim =
-        shardline_harness::Process::spawn("shardline sim", command, &dir.path().join("sim.log"))
-            .unwrap();
+    let _sim = shardline_harness::Process::spawn("shardline sim", command, &dir.path().join("sim.log"))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the simulator did not start");
@@ -268,9 +265,7 @@ async fn idle_memory(count: u32) -> f64 {
     shardline_jetstream::ensure_dispatch_stream(&js, &names, &Default::default())
         .await
         .unwrap();
-    let deps = shardline_gateway::ShardDeps::open(client, names)
-        .await
-        .unwrap();
+    let deps = shardline_gateway::ShardDeps::open(client, names).await.unwrap();
     let queue: Arc<dyn shardline_gateway::IdentifyQueue> = Arc::new(
         shardline_gateway::LocalQueue::new(count, Duration::from_millis(1)),
     );
