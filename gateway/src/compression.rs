@@ -20,7 +20,7 @@ use zstd::stream::raw::{Decoder as ZstdDecoder, InBuffer, Operation as _, OutBuf
 const ZLIB_SUFFIX: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Buffers larger than this are dropped once the message they held is done.
-const RETAINED_CAPACITY: usize = 8 * 1024;
+const RETAINED_CAPACITY: usize = 4 * 1024;
 
 /// Output grows in steps of at least this much.
 const MIN_GROWTH: usize = 4 * 1024;

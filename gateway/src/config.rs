@@ -201,7 +201,7 @@ pub struct ShardConfig {
     pub max_message_size: usize,
     /// How many outbound commands wait for rate-limit room (default 256).
     pub command_queue: usize,
-    /// The WebSocket read buffer (default 8 KiB; small keeps idle shards small).
+    /// The WebSocket read buffer (default 4 KiB; small keeps idle shards small).
     pub read_buffer_size: usize,
     /// How long a connect + HELLO may take (default 30 s).
     pub connect_timeout: Duration,
@@ -232,7 +232,7 @@ impl ShardConfig {
             presence: None,
             max_message_size: 64 << 20,
             command_queue: 256,
-            read_buffer_size: 8 * 1024,
+            read_buffer_size: 4 * 1024,
             connect_timeout: Duration::from_secs(30),
         }
     }

@@ -198,6 +198,9 @@ pub struct GatewayConfig {
     pub coordinator: crate::settings::CoordinatorSettings,
     /// `[worker]`: used by `shardline worker`.
     pub worker: crate::settings::WorkerSettings,
+    /// WebSocket read buffer per shard in bytes (default 4096: small idle
+    /// shards; 65536 reads faster on busy shards).
+    pub read_buffer_size: usize,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -229,6 +232,7 @@ impl Default for GatewayConfig {
             identify_window: Duration::from_secs(5),
             coordinator: crate::settings::CoordinatorSettings::default(),
             worker: crate::settings::WorkerSettings::default(),
+            read_buffer_size: 4 * 1024,
         }
     }
 }
@@ -568,6 +572,7 @@ impl Gateway {
             shard.max_acks_in_flight = config.max_acks_in_flight;
             shard.session_save_interval = config.session_save_interval;
             shard.large_threshold = config.large_threshold;
+            shard.read_buffer_size = config.read_buffer_size;
             handles.push(Shard::spawn(shard, queue.clone(), deps.clone()));
         }
         let result = supervise(&handles, &shutdown).await;

@@ -125,6 +125,7 @@ pub async fn run_worker(
     template.max_acks_in_flight = config.max_acks_in_flight;
     template.session_save_interval = config.session_save_interval;
     template.large_threshold = config.large_threshold;
+    template.read_buffer_size = config.read_buffer_size;
     let mut queue = RemoteQueue::new(client.clone(), &names).with_hold(config.worker.permit_hold);
     let worker_id = config
         .worker

@@ -239,17 +239,20 @@ async fn a_standby_takes_over_a_crashed_leader_without_double_grants() {
     let identifies = ledger.identifies();
     assert_eq!(identifies.len(), 64);
     ledger.assert_windows(window, Duration::from_millis(1));
-    // The standby needed the lease TTL plus one window before its first permit.
-    let after: Vec<Instant> = identifies
+    // Permits the crashed leader granted arrive within the 20 ms margin of
+    // the crash or are refused; everything later comes from the standby. It
+    // took over at least 2/3 of the TTL after the crash (the last renewal was
+    // at most TTL/3 earlier) and then waited one window.
+    let from_standby = identifies
         .iter()
         .map(|i| i.at)
-        .filter(|at| *at > crashed_at)
-        .collect();
-    let first_after = after.iter().min().unwrap();
+        .filter(|at| *at > crashed_at + Duration::from_millis(20))
+        .min()
+        .unwrap();
     assert!(
-        *first_after - crashed_at >= window,
+        from_standby - crashed_at >= ttl * 2 / 3 + window,
         "{:?}",
-        *first_after - crashed_at
+        from_standby - crashed_at
     );
     let status = read_status(&server).await.unwrap();
     assert_eq!(status.leader, "b");

@@ -160,7 +160,8 @@ async fn ceiling(stack: &Stack, publishers: u32) -> Rate {
 /// The peer: twilight-gateway shards receiving and deserialising the stream.
 async fn twilight_rate(shards: u32, events: u64) -> (Rate, u64) {
     use twilight_gateway::{
-        ConfigBuilder, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _, queue::InMemoryQueue,
+        ConfigBuilder, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
+        queue::InMemoryQueue,
     };
     let sim = Simulator::start(SimConfig {
         token: shardline_sim::Token::new(TOKEN),
@@ -179,10 +180,11 @@ async fn twilight_rate(shards: u32, events: u64) -> (Rate, u64) {
     );
     let mut tasks = Vec::new();
     for id in 0..shards {
-        let config = ConfigBuilder::new(TOKEN.to_owned(), Intents::GUILDS | Intents::GUILD_MESSAGES)
-            .proxy_url(sim.gateway_url())
-            .queue(queue.clone())
-            .build();
+        let config =
+            ConfigBuilder::new(TOKEN.to_owned(), Intents::GUILDS | Intents::GUILD_MESSAGES)
+                .proxy_url(sim.gateway_url())
+                .queue(queue.clone())
+                .build();
         let mut shard = Shard::with_config(ShardId::new(id, shards), config);
         let (received, errors, first) = (received.clone(), errors.clone(), first.clone());
         tasks.push(tokio::spawn(async move {
@@ -243,8 +245,9 @@ async fn idle_memory(count: u32) -> f64 {
     std::fs::write(
         &config,
         format!(
-            "token = \"{TOKEN}\"\nguilds = {}\nshards = {count}\nmax_concurrency = {count}\nidentify_window = \"1ms\"\nevents_per_second = 0.0\nrecord_event_names = false\n",
-            u64::from(count) * 3
+            "token = \"{TOKEN}\"\nguilds = {}\nshards = {count}\nmax_concurrency = {count}\nsession_start_total = {}\nidentify_window = \"1ms\"\nevents_per_second = 0.0\nrecord_event_names = false\n",
+            u64::from(count) * 3,
+            count * 2
         ),
     )
     .unwrap();
@@ -252,8 +255,9 @@ async fn idle_memory(count: u32) -> f64 {
     command
         .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--config"])
         .arg(&config);
-    let _sim = shardline_harness::Process::spawn("shardline sim", command, &dir.path().join("sim.log"))
-        .unwrap();
+    let _sim =
+        shardline_harness::Process::spawn("shardline sim", command, &dir.path().join("sim.log"))
+            .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the simulator did not start");
@@ -265,7 +269,9 @@ async fn idle_memory(count: u32) -> f64 {
     shardline_jetstream::ensure_dispatch_stream(&js, &names, &Default::default())
         .await
         .unwrap();
-    let deps = shardline_gateway::ShardDeps::open(client, names).await.unwrap();
+    let deps = shardline_gateway::ShardDeps::open(client, names)
+        .await
+        .unwrap();
     let queue: Arc<dyn shardline_gateway::IdentifyQueue> = Arc::new(
         shardline_gateway::LocalQueue::new(count, Duration::from_millis(1)),
     );
@@ -314,43 +320,9 @@ fn main() {
         let shards = u32::try_from(knob("BENCH_SHARDS", 4)).unwrap();
         let events = knob("BENCH_EVENTS", 50_000);
         let idle = u32::try_from(knob("BENCH_IDLE_SHARDS", 5_000)).unwrap();
-        println!("shardline gateway benchmark: {shards} shards x {events} events");
-
-        let (zstd, stack) = shardline_rate(shards, events, Compression::ZstdStream).await;
-        println!(
-            "shardline (zstd-stream) sim -> shards -> acked JetStream: {:>9.0} events/s ({} in {:.2?})",
-            zstd.per_second(),
-            zstd.events,
-            zstd.elapsed
-        );
-        let ceiling = ceiling(&stack, shards).await;
-        println!(
-            "ceiling: raw async-nats publish, same payloads+headers:   {:>9.0} events/s ({} in {:.2?})",
-            ceiling.per_second(),
-            ceiling.events,
-            ceiling.elapsed
-        );
-        drop(stack);
-        let (zlib, stack) = shardline_rate(shards, events, Compression::ZlibStream).await;
-        drop(stack);
-        println!(
-            "shardline (zlib-stream) sim -> shards -> acked JetStream: {:>9.0} events/s ({} in {:.2?})",
-            zlib.per_second(),
-            zlib.events,
-            zlib.elapsed
-        );
-        let (twilight, errors) = twilight_rate(shards, events).await;
-        println!(
-            "peer: twilight-gateway 0.18 (zstd-stream) receive+deserialise: {:>9.0} events/s ({} in {:.2?}, {errors} errors)",
-            twilight.per_second(),
-            twilight.events,
-            twilight.elapsed
-        );
-        println!(
-            "shardline zstd / ceiling = {:.2}; shardline zstd / twilight = {:.2}",
-            zstd.per_second() / ceiling.per_second(),
-            zstd.per_second() / twilight.per_second()
-        );
+        if shards > 0 {
+            throughput(shards, events).await;
+        }
         if idle > 0 {
             let per_shard = idle_memory(idle).await;
             println!(
@@ -358,4 +330,44 @@ fn main() {
             );
         }
     });
+}
+
+async fn throughput(shards: u32, events: u64) {
+    println!("shardline gateway benchmark: {shards} shards x {events} events");
+
+    let (zstd, stack) = shardline_rate(shards, events, Compression::ZstdStream).await;
+    println!(
+        "shardline (zstd-stream) sim -> shards -> acked JetStream: {:>9.0} events/s ({} in {:.2?})",
+        zstd.per_second(),
+        zstd.events,
+        zstd.elapsed
+    );
+    let ceiling = ceiling(&stack, shards).await;
+    println!(
+        "ceiling: raw async-nats publish, same payloads+headers:   {:>9.0} events/s ({} in {:.2?})",
+        ceiling.per_second(),
+        ceiling.events,
+        ceiling.elapsed
+    );
+    drop(stack);
+    let (zlib, stack) = shardline_rate(shards, events, Compression::ZlibStream).await;
+    drop(stack);
+    println!(
+        "shardline (zlib-stream) sim -> shards -> acked JetStream: {:>9.0} events/s ({} in {:.2?})",
+        zlib.per_second(),
+        zlib.events,
+        zlib.elapsed
+    );
+    let (twilight, errors) = twilight_rate(shards, events).await;
+    println!(
+        "peer: twilight-gateway 0.18 (zstd-stream) receive+deserialise: {:>9.0} events/s ({} in {:.2?}, {errors} errors)",
+        twilight.per_second(),
+        twilight.events,
+        twilight.elapsed
+    );
+    println!(
+        "shardline zstd / ceiling = {:.2}; shardline zstd / twilight = {:.2}",
+        zstd.per_second() / ceiling.per_second(),
+        zstd.per_second() / twilight.per_second()
+    );
 }
