@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compression::Compression;
 use crate::config::{EventFilter, ShardConfig, Token};
-use crate::queue::LocalQueue;
 use crate::shard::{Shard, ShardDeps, ShardExit, ShardHandle};
 
 /// Why the configuration is unusable. The message names the field.
@@ -194,6 +193,11 @@ pub struct GatewayConfig {
     /// against a simulator).
     #[serde(deserialize_with = "duration")]
     pub identify_window: Duration,
+    /// `[coordinator]`: session reserve, shard count rules, leases and
+    /// assignment (the budget and shard count rules apply to this one-process mode too).
+    pub coordinator: crate::settings::CoordinatorSettings,
+    /// `[worker]`: used by `shardline worker`.
+    pub worker: crate::settings::WorkerSettings,
     /// WebSocket read buffer per shard in bytes (default 4096: small idle
     /// shards; 65536 reads faster on busy shards).
     pub read_buffer_size: usize,
@@ -226,6 +230,8 @@ impl Default for GatewayConfig {
             stream: StreamSettings::default(),
             kv_replicas: 1,
             identify_window: Duration::from_secs(5),
+            coordinator: crate::settings::CoordinatorSettings::default(),
+            worker: crate::settings::WorkerSettings::default(),
             read_buffer_size: 4 * 1024,
         }
     }
@@ -359,7 +365,20 @@ impl GatewayConfig {
         if self.session_save_interval.is_zero() {
             return Err(invalid("session_save_interval", "must be above zero"));
         }
+        self.coordinator
+            .validate()
+            .and_then(|()| self.worker.validate())
+            .map_err(|e| invalid(e.field, e.reason))?;
         Ok(())
+    }
+
+    /// The shard count setting: `shard_count` (or `SHARDLINE_SHARD_COUNT`)
+    /// when set, else `[coordinator] shard_count`.
+    pub fn coordinator_shard_count(&self) -> crate::shard_count::ShardCountSetting {
+        match self.shard_count {
+            Some(count) => crate::shard_count::ShardCountSetting::Fixed(count),
+            None => self.coordinator.shard_count,
+        }
     }
 
     /// The subject / stream names.
@@ -480,7 +499,21 @@ impl Gateway {
             nats: client.clone(),
         };
         let bot = fetch_gateway_bot(&config.rest_url, &token).await?;
-        let shard_count = config.shard_count.unwrap_or(bot.shards.max(1));
+        let max_concurrency = config
+            .coordinator
+            .max_concurrency
+            .unwrap_or(bot.session_start_limit.max_concurrency)
+            .max(1);
+        let shard_count = crate::shard_count::choose_shard_count(
+            config.coordinator_shard_count(),
+            bot.shards,
+            max_concurrency,
+            crate::shard_count::ShardCountRules {
+                multiple_of: config.coordinator.shard_multiple,
+                guilds: config.coordinator.guilds,
+            },
+        )
+        .map_err(|e| invalid("shard_count", e.to_string()))?;
         let range = config.shards.unwrap_or(ShardRange {
             start: 0,
             end: shard_count,
@@ -489,7 +522,6 @@ impl Gateway {
             return Err(invalid("shards", format!("exceeds the shard count {shard_count}")).into());
         }
         let gateway_url = config.gateway_url.clone().unwrap_or(bot.url);
-        let max_concurrency = bot.session_start_limit.max_concurrency.max(1);
         tracing::info!(
             shards = %format!("{}..{}", range.start, range.end),
             shard_count,
@@ -498,8 +530,32 @@ impl Gateway {
             compression = %config.compression,
             "starting shards"
         );
-        let queue: Arc<dyn crate::queue::IdentifyQueue> =
-            Arc::new(LocalQueue::new(max_concurrency, config.identify_window));
+        // The coordinator's scheduler in process: buckets in order, the
+        // session budget and its reserve (invariant 3).
+        let limit = &bot.session_start_limit;
+        let snapshot = crate::budget::BudgetSnapshot {
+            total: limit.total,
+            remaining: limit.remaining,
+            reset_after: Duration::from_millis(limit.reset_after),
+        };
+        let reserve = config
+            .coordinator
+            .session_reserve
+            .unwrap_or_else(|| crate::budget::default_reserve(snapshot.total));
+        let budget =
+            crate::budget::SessionBudget::new(snapshot, reserve, tokio::time::Instant::now());
+        let mut permits =
+            crate::coordinator::PermitSettings::new(max_concurrency, config.identify_window);
+        if let Some(margin) = config.coordinator.identify_margin {
+            permits.margin = margin;
+        }
+        let scheduler = crate::coordinator::PermitScheduler::spawn(
+            permits,
+            Some(budget),
+            None,
+            shutdown.child_token(),
+        );
+        let queue: Arc<dyn crate::queue::IdentifyQueue> = Arc::new(scheduler);
         let mut handles: Vec<ShardHandle> = Vec::new();
         for shard_id in range.start..range.end {
             let mut shard = ShardConfig::new(
@@ -538,7 +594,9 @@ impl Gateway {
     }
 }
 
-async fn connect_nats(settings: &NatsSettings) -> Result<async_nats::Client, GatewayError> {
+pub(crate) async fn connect_nats(
+    settings: &NatsSettings,
+) -> Result<async_nats::Client, GatewayError> {
     let wrap = |source: Box<dyn std::error::Error + Send + Sync>| GatewayError::Nats {
         url: settings.url.clone(),
         source,

@@ -2,6 +2,7 @@
 //! tracing and a shutdown signal, then hands over to the libraries.
 
 mod bridge;
+mod coordinator;
 mod dev;
 mod dlq;
 mod gateway;
@@ -11,6 +12,7 @@ mod observe;
 mod replay;
 mod shutdown;
 mod sim;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -38,9 +40,9 @@ enum Command {
     /// Run shards and the coordinator in one process (small bots).
     Gateway(gateway::GatewayArgs),
     /// Run the identify coordinator (one active per bot, any number of standbys).
-    Coordinator,
+    Coordinator(coordinator::CoordinatorArgs),
     /// Run a worker that starts the shards the coordinator assigns to it.
-    Worker,
+    Worker(worker::WorkerArgs),
     /// Deliver events from JetStream to serverless functions.
     Bridge(bridge::BridgeArgs),
     /// Re-send stored events to standard output, a file or a bridge route.
@@ -61,8 +63,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
         Command::Gateway(args) => gateway::run(args, shutdown).await,
-        Command::Coordinator => not_built("coordinator", 5),
-        Command::Worker => not_built("worker", 5),
+        Command::Coordinator(args) => coordinator::run(args, shutdown).await,
+        Command::Worker(args) => worker::run(args, shutdown).await,
         Command::Bridge(args) => bridge::run(args, shutdown).await,
         Command::Replay(args) => replay::run(args, shutdown).await,
         Command::Dlq(args) => dlq::run(args, shutdown).await,
