@@ -185,7 +185,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_bring_up_64_shards_in_bucket_time() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let mut cluster = Cluster::start(sim_config(64, 20), &settings(10)).await;
+    let mut cluster = Cluster::start(sim_config(64, 20), &settings(60)).await;
     cluster.coordinator("c1");
     for id in ["w1", "w2", "w3"] {
         cluster.worker(id);
