@@ -203,8 +203,14 @@ mod tests {
         assert_eq!(guild_id("MESSAGE_CREATE", br#"{"id":"1"}"#), None);
         assert_eq!(guild_id("TYPING_START", br#"{"guild_id":12}"#), Some(12));
         // Guild lifecycle events carry the guild itself.
-        assert_eq!(guild_id("GUILD_CREATE", br#"{"id":"77","name":"g"}"#), Some(77));
-        assert_eq!(guild_id("GUILD_DELETE", br#"{"id":"78","unavailable":true}"#), Some(78));
+        assert_eq!(
+            guild_id("GUILD_CREATE", br#"{"id":"77","name":"g"}"#),
+            Some(77)
+        );
+        assert_eq!(
+            guild_id("GUILD_DELETE", br#"{"id":"78","unavailable":true}"#),
+            Some(78)
+        );
     }
 
     #[test]

@@ -287,6 +287,11 @@ impl GatewayConfig {
         if let Some(v) = env("SHARDLINE_NATS_CREDENTIALS") {
             config.nats.credentials = Some(v.into());
         }
+        // The name every other service reads; contents (not a path) are
+        // handled when connecting.
+        if let Some(v) = env("SHARDLINE_NATS_CREDS").filter(|v| !v.contains("-----BEGIN")) {
+            config.nats.credentials = Some(v.into());
+        }
         if let Some(v) = env("SHARDLINE_PREFIX") {
             config.prefix = v;
         }
@@ -601,17 +606,21 @@ pub(crate) async fn connect_nats(
         url: settings.url.clone(),
         source,
     };
-    let mut options = async_nats::ConnectOptions::new()
-        .name("shardline-gateway")
+    // User, password, CA and credentials contents come from the environment
+    // (`SHARDLINE_NATS_USER`, `…_PASSWORD`, `…_CA_PEM`, `…_CREDS`), as the
+    // deployed stack injects them from its secrets.
+    let mut shared = shardline_jetstream::NatsSettings::from_env(|name| std::env::var(name).ok());
+    shared.url = Some(settings.url.clone());
+    if let Some(path) = &settings.credentials {
+        shared.creds_file = Some(path.clone());
+    }
+    let options = shared
+        .options("shardline-gateway")
+        .await
+        .map_err(|e| wrap(Box::new(e)))?
         .retry_on_initial_connect()
         .max_reconnects(None);
-    if let Some(path) = &settings.credentials {
-        options = options
-            .credentials_file(path)
-            .await
-            .map_err(|e| wrap(Box::new(e)))?;
-    }
-    let connect = options.connect(settings.url.as_str());
+    let connect = options.connect(shared.urls());
     match tokio::time::timeout(Duration::from_secs(60), connect).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(wrap(Box::new(e))),

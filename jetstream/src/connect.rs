@@ -132,6 +132,20 @@ impl NatsSettings {
 
     /// Connects with these settings; `name` is the client name the server shows.
     pub async fn connect(&self, name: &str) -> Result<async_nats::Client, ConnectError> {
+        let urls = self.urls();
+        self.options(name)
+            .await?
+            .connect(urls.clone())
+            .await
+            .map_err(|source| ConnectError::Connect {
+                url: urls.join(","),
+                source,
+            })
+    }
+
+    /// The client options these settings describe (authentication and TLS),
+    /// for services that add their own (reconnect policy, callbacks).
+    pub async fn options(&self, name: &str) -> Result<async_nats::ConnectOptions, ConnectError> {
         let mut options = async_nats::ConnectOptions::new()
             .name(name)
             .connection_timeout(Duration::from_secs(5));
@@ -175,14 +189,7 @@ impl NatsSettings {
             })?;
             options = options.add_root_certificates(path).require_tls(true);
         }
-        let urls = self.urls();
-        options
-            .connect(urls.clone())
-            .await
-            .map_err(|source| ConnectError::Connect {
-                url: urls.join(","),
-                source,
-            })
+        Ok(options)
     }
 }
 
