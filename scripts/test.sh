@@ -6,6 +6,8 @@ cd "$SHARDLINE_ROOT"
 ensure_nats_server
 ensure_cargo_lambda
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# The end-to-end tests run the binary that `cargo test --workspace` builds.
+export SHARDLINE_BIN="${SHARDLINE_BIN:-$CARGO_TARGET_DIR/debug/shardline}"
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
