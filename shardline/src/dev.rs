@@ -67,7 +67,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         names.dlq_stream()
     );
     println!(
-        "  not built yet: simulator (issue 3), shards (issue 4), bridge (issue 6), example bot (issue 7)"
+        "  this stack runs NATS only so far; start `shardline sim`, `shardline gateway` and \
+         `shardline bridge` beside it (see the README) until `dev` composes them (issue 9)"
     );
     if let Some(addr) = observe.local_addr {
         println!("  metrics http://{addr}/metrics  health http://{addr}/healthz");
