@@ -23,6 +23,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: Config) -> Self {
+        // rustls needs one process-wide crypto provider. A build that links
+        // more than one (a workspace that also has the AWS SDK) cannot pick
+        // by itself, so choose ring, the one twilight-http is built with.
+        // An error means a provider is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = twilight_http::Client::builder()
             .token(config.token.expose().to_owned())
             .timeout(Duration::from_secs(10));
