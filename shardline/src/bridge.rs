@@ -41,12 +41,17 @@ pub async fn run(args: BridgeArgs, shutdown: CancellationToken) -> anyhow::Resul
         );
         return Ok(());
     }
-    let options = async_nats::ConnectOptions::new()
-        .name("shardline-bridge")
+    // User, password, CA and credentials come from `SHARDLINE_NATS_*`, as for
+    // every service.
+    let mut nats = shardline_jetstream::NatsSettings::from_env(|name| std::env::var(name).ok());
+    nats.url = Some(config.nats_url.clone());
+    let options = nats
+        .options("shardline-bridge")
+        .await?
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5));
     let client = tokio::select! {
-        client = options.connect(&config.nats_url) => client
+        client = options.connect(nats.urls()) => client
             .with_context(|| format!("connecting to NATS at {}", config.nats_url))?,
         _ = shutdown.cancelled() => return Ok(()),
     };
