@@ -413,7 +413,11 @@ def test_image_repository(applied):
 
 def test_destroy_leaves_nothing(applied):
     outputs = applied.outputs
-    applied.tf("destroy", "-auto-approve", "-input=false", "-no-color", "-parallelism=1", *applied.var_args)
+    # moto sometimes fails one call during a long destroy; destroy is
+    # idempotent, so a second run finishes the job. What must hold is checked below.
+    first = applied.tf("destroy", "-auto-approve", "-input=false", "-no-color", "-parallelism=1", *applied.var_args, check=False)
+    if first.returncode != 0:
+        applied.tf("destroy", "-auto-approve", "-input=false", "-no-color", "-parallelism=1", *applied.var_args)
     applied.destroyed = True
     assert applied.tf("state", "list").stdout.strip() == ""
 
